@@ -1,0 +1,1 @@
+//! The inventory: YAML model, parsing with spans, validation, diagnostics, JSON schema.

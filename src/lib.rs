@@ -1,0 +1,15 @@
+//! kprov: declarative, agentless provisioning of kubeadm Kubernetes clusters over SSH.
+//!
+//! The pipeline runs in one direction (see ARCHITECTURE.md):
+//!
+//! inventory → connect → facts → plan → apply → report
+//!
+//! - [`inventory`]: the YAML model, parsing with spans, validation with miette diagnostics, JSON schema.
+//! - [`transport`]: the SSH client (russh): auth, known_hosts, jump hosts, exec, upload, become.
+//! - [`secret`]: the `Secret` wrapper that keeps tokens and passwords out of logs and plans.
+//! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
+
+pub mod cli;
+pub mod inventory;
+pub mod secret;
+pub mod transport;
