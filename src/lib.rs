@@ -10,6 +10,8 @@
 //! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
 
 pub mod cli;
+pub mod facts;
 pub mod inventory;
 pub mod secret;
+pub mod shell;
 pub mod transport;

@@ -1,0 +1,342 @@
+//! Parses the fact script's output into typed facts. Never panics: any output that does not
+//! have the expected shape is a [`FactParseError`] naming what was wrong.
+
+use std::collections::BTreeMap;
+
+use super::query::{FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact};
+use super::script::{FactScript, MARKER};
+use super::HostFacts;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+pub enum FactParseError {
+    #[error("the fact script's output ended early (no end marker): the host may have cut the connection or the script was killed")]
+    #[diagnostic(code(kprov::facts::truncated))]
+    Truncated,
+    #[error("the fact script's output has no block for query {index} ({query})")]
+    #[diagnostic(code(kprov::facts::missing))]
+    Missing { index: usize, query: String },
+    #[error("unexpected fact marker {marker:?}")]
+    #[diagnostic(code(kprov::facts::marker))]
+    BadMarker { marker: String },
+    #[error("fact {query}: {message}")]
+    #[diagnostic(code(kprov::facts::value), help("the host answered something kprov cannot read; run the fact script by hand with `kprov facts` to see it"))]
+    BadValue { query: String, message: String },
+}
+
+/// Parse `output` of `script`.
+pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseError> {
+    let queries = script.queries();
+    let mut blocks: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    let mut current: Option<usize> = None;
+    let mut ended = false;
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix(MARKER) {
+            let tag = rest.trim();
+            if tag == "end" {
+                ended = true;
+                current = None;
+                continue;
+            }
+            let index: usize = tag
+                .parse()
+                .ok()
+                .filter(|i| *i < queries.len())
+                .ok_or_else(|| FactParseError::BadMarker { marker: line.to_string() })?;
+            blocks.entry(index).or_default();
+            current = Some(index);
+        } else if let Some(i) = current {
+            if !line.is_empty() {
+                blocks.entry(i).or_default().push(line);
+            }
+        }
+    }
+    if !ended {
+        return Err(FactParseError::Truncated);
+    }
+    let mut facts = HostFacts::default();
+    for (index, q) in queries.iter().enumerate() {
+        let lines = blocks.get(&index).ok_or_else(|| FactParseError::Missing {
+            index,
+            query: describe(q),
+        })?;
+        let value = parse_block(q, lines).map_err(|message| FactParseError::BadValue {
+            query: describe(q),
+            message,
+        })?;
+        facts.insert(q.clone(), value);
+    }
+    Ok(facts)
+}
+
+fn describe(q: &FactQuery) -> String {
+    match q {
+        FactQuery::Os => "os".into(),
+        FactQuery::File { path } => format!("file {path}"),
+        FactQuery::Sysctl { key } => format!("sysctl {key}"),
+        FactQuery::Module { name } => format!("module {name}"),
+        FactQuery::Swap => "swap".into(),
+        FactQuery::Package { name } => format!("package {name}"),
+        FactQuery::Service { name } => format!("service {name}"),
+        FactQuery::Command { command } => format!("command {command:?}"),
+    }
+}
+
+/// `key=value` lines; a line without `=` is a flag with an empty value.
+fn pairs<'a>(lines: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    lines
+        .iter()
+        .map(|l| l.split_once('=').unwrap_or((l, "")))
+        .collect()
+}
+
+fn first<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
+    pairs(lines).into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+fn number<T: std::str::FromStr>(lines: &[&str], key: &str) -> Result<T, String> {
+    match first(lines, key) {
+        None | Some("") => Err(format!("{key} is missing")),
+        Some(v) => v.trim().parse().map_err(|_| format!("{key}={v:?} is not a number")),
+    }
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    let stripped = v
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+        .unwrap_or(v);
+    stripped.to_string()
+}
+
+fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
+    Ok(match q {
+        FactQuery::Os => {
+            let get = |k: &str| first(lines, k).map(unquote).unwrap_or_default();
+            FactValue::Os(OsFact {
+                id: get("os.ID"),
+                id_like: get("os.ID_LIKE"),
+                version_id: get("os.VERSION_ID"),
+                codename: get("os.VERSION_CODENAME"),
+                pretty_name: get("os.PRETTY_NAME"),
+                arch: get("arch"),
+                machine: get("machine"),
+                kernel: get("kernel"),
+                hostname: get("hostname"),
+                cpus: number(lines, "cpus")?,
+                memory_kib: number(lines, "memory_kib")?,
+                board_model: get("board"),
+                raspberry_pi_os: first(lines, "rpi").is_some(),
+                memory_cgroup: first(lines, "memory_cgroup").is_some(),
+            })
+        }
+        FactQuery::File { .. } => {
+            if lines == ["absent"] {
+                FactValue::File(FileFact::default())
+            } else {
+                let mode_text = first(lines, "mode").ok_or("mode is missing")?;
+                let mode = u32::from_str_radix(mode_text, 8)
+                    .map_err(|_| format!("mode={mode_text:?} is not octal"))?;
+                let content = match first(lines, "content") {
+                    None => None,
+                    Some(b64) => Some(decode_base64(b64)?),
+                };
+                FactValue::File(FileFact {
+                    exists: true,
+                    file_type: first(lines, "type").unwrap_or_default().to_string(),
+                    mode,
+                    owner: first(lines, "owner").unwrap_or_default().to_string(),
+                    group: first(lines, "group").unwrap_or_default().to_string(),
+                    size: number(lines, "size")?,
+                    sha256: first(lines, "sha256").unwrap_or_default().to_string(),
+                    content,
+                })
+            }
+        }
+        FactQuery::Sysctl { .. } => FactValue::Sysctl {
+            value: first(lines, "value").map(normalize_sysctl),
+        },
+        FactQuery::Module { .. } => FactValue::Module {
+            loaded: lines.contains(&"loaded"),
+            builtin: lines.contains(&"builtin"),
+        },
+        FactQuery::Swap => {
+            let mut swap = SwapFact::default();
+            for (k, v) in pairs(lines) {
+                match k {
+                    "active" => swap.active.push(v.to_string()),
+                    "fstab" => swap.fstab.push(v.to_string()),
+                    _ => return Err(format!("unexpected line {k:?}")),
+                }
+            }
+            FactValue::Swap(swap)
+        }
+        FactQuery::Package { .. } => {
+            let status = first(lines, "status").unwrap_or_default().trim();
+            // `ii` installed, `hi` held+installed; anything else (rc, un, iU...) is not usable.
+            let installed = status.len() >= 2 && &status[1..2] == "i";
+            FactValue::Package(PackageFact {
+                installed,
+                version: first(lines, "version")
+                    .filter(|v| installed && !v.is_empty())
+                    .map(str::to_string),
+                held: lines.contains(&"held") || status.starts_with('h'),
+            })
+        }
+        FactQuery::Service { .. } => {
+            let enablement = first(lines, "enabled").unwrap_or_default().to_string();
+            let load = first(lines, "load").unwrap_or_default();
+            FactValue::Service(ServiceFact {
+                exists: !load.is_empty() && load != "not-found",
+                enabled: matches!(enablement.as_str(), "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated"),
+                active: first(lines, "active") == Some("active"),
+                enablement,
+            })
+        }
+        FactQuery::Command { .. } => FactValue::Command {
+            exit_status: number(lines, "rc")?,
+        },
+    })
+}
+
+/// Kernel sysctl output separates multi-value entries with tabs; compare on single spaces.
+pub(crate) fn normalize_sysctl(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("file content is not valid base64: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script() -> FactScript {
+        FactScript::new([
+            FactQuery::File { path: "/etc/a".into() },
+            FactQuery::File { path: "/etc/missing".into() },
+            FactQuery::Sysctl { key: "net.ipv4.ip_forward".into() },
+            FactQuery::Module { name: "br_netfilter".into() },
+            FactQuery::Swap,
+            FactQuery::Package { name: "kubelet".into() },
+            FactQuery::Service { name: "containerd".into() },
+            FactQuery::Command { command: "test -f /x".into() },
+        ])
+    }
+
+    const OUTPUT: &str = "\n@@kprov-fact 0\nos.ID=debian\nos.VERSION_ID=\"12\"\nos.VERSION_CODENAME=bookworm\nos.PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\narch=arm64\nmachine=aarch64\nkernel=6.12.47+rpt-rpi-v8\nhostname=k8s-01\ncpus=4\nmemory_kib=3882000\nboard=Raspberry Pi 4 Model B Rev 1.4\nrpi=1\n\
+@@kprov-fact 1\ntype=regular file\nmode=644\nowner=root\ngroup=root\nsize=6\nsha256=abc\ncontent=aGVsbG8K\n\
+@@kprov-fact 2\nabsent\n\
+@@kprov-fact 3\nvalue=0\n\
+@@kprov-fact 4\nbuiltin\n\
+@@kprov-fact 5\nactive=/var/swap\nfstab=/swapfile none swap sw 0 0\n\
+@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\nheld\n\
+@@kprov-fact 7\nenabled=enabled\nactive=inactive\nload=loaded\n\
+@@kprov-fact 8\nrc=1\n\
+@@kprov-fact end\n";
+
+    #[test]
+    fn parses_every_kind() {
+        let s = script();
+        // Query order is the BTreeSet order of FactQuery, which the fixture above follows.
+        assert_eq!(s.queries()[0], FactQuery::Os);
+        let facts = parse(&s, OUTPUT).unwrap();
+        let os = facts.os().unwrap();
+        assert_eq!((os.id.as_str(), os.arch.as_str(), os.cpus), ("debian", "arm64", 4));
+        assert!(os.raspberry_pi_os && !os.memory_cgroup);
+        assert_eq!(os.pretty_name, "Debian GNU/Linux 12 (bookworm)");
+        let f = facts.file("/etc/a").unwrap();
+        assert_eq!((f.mode, f.content.as_deref()), (0o644, Some(&b"hello\n"[..])));
+        assert!(!facts.file("/etc/missing").unwrap().exists);
+        assert_eq!(
+            facts.get(&FactQuery::Module { name: "br_netfilter".into() }),
+            Some(&FactValue::Module { loaded: false, builtin: true })
+        );
+        match facts.get(&FactQuery::Package { name: "kubelet".into() }) {
+            Some(FactValue::Package(p)) => {
+                assert!(p.installed && p.held);
+                assert_eq!(p.version.as_deref(), Some("1.34.2-1.1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match facts.get(&FactQuery::Swap) {
+            Some(FactValue::Swap(s)) => assert_eq!(s.active, ["/var/swap"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        let cut = &OUTPUT[..OUTPUT.len() - 20];
+        assert_eq!(parse(&script(), cut), Err(FactParseError::Truncated));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for garbage in ["", "hello", "@@kprov-fact 99\n@@kprov-fact end\n", "@@kprov-fact x\n", "\u{0}\u{1}"] {
+            assert!(parse(&script(), garbage).is_err(), "{garbage:?}");
+        }
+    }
+
+    /// Runs the real generated script with the local `sh` (this machine is Debian too), so the
+    /// script and the parser are tested together against real tools.
+    #[test]
+    fn real_script_output_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("it's a file");
+        std::fs::write(&file, "x = 1\n").unwrap();
+        let s = FactScript::new([
+            FactQuery::File { path: file.to_str().unwrap().into() },
+            FactQuery::File { path: "/nonexistent/kprov".into() },
+            FactQuery::Sysctl { key: "kernel.ostype".into() },
+            FactQuery::Module { name: "kprov_no_such_module".into() },
+            FactQuery::Swap,
+            FactQuery::Package { name: "dpkg".into() },
+            FactQuery::Package { name: "kprov-no-such-package".into() },
+            FactQuery::Command { command: "exit 3".into() },
+        ]);
+        let out = std::process::Command::new("sh").arg("-c").arg(s.render().unwrap()).output().unwrap();
+        let facts = parse(&s, &String::from_utf8_lossy(&out.stdout)).unwrap();
+        let f = facts.file(file.to_str().unwrap()).unwrap();
+        assert!(f.exists);
+        assert_eq!(f.content.as_deref(), Some(&b"x = 1\n"[..]));
+        assert_eq!(f.sha256.len(), 64);
+        assert!(!facts.file("/nonexistent/kprov").unwrap().exists);
+        assert_eq!(
+            facts.get(&FactQuery::Sysctl { key: "kernel.ostype".into() }),
+            Some(&FactValue::Sysctl { value: Some("Linux".into()) })
+        );
+        assert_eq!(
+            facts.get(&FactQuery::Module { name: "kprov_no_such_module".into() }),
+            Some(&FactValue::Module { loaded: false, builtin: false })
+        );
+        match facts.get(&FactQuery::Package { name: "dpkg".into() }) {
+            Some(FactValue::Package(p)) => assert!(p.installed && p.version.is_some()),
+            other => panic!("{other:?}"),
+        }
+        match facts.get(&FactQuery::Package { name: "kprov-no-such-package".into() }) {
+            Some(FactValue::Package(p)) => assert!(!p.installed),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            facts.get(&FactQuery::Command { command: "exit 3".into() }),
+            Some(&FactValue::Command { exit_status: 3 })
+        );
+        let os = facts.os().unwrap();
+        assert!(os.cpus >= 1 && os.memory_kib > 0 && !os.arch.is_empty());
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        assert_eq!(decode_base64("aGVsbG8K").unwrap(), b"hello\n");
+        assert_eq!(decode_base64("YQ==").unwrap(), b"a");
+        assert_eq!(decode_base64("YWI=").unwrap(), b"ab");
+        assert!(decode_base64("YQ=").is_err());
+        assert!(decode_base64("Y!==").is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! The typed fact queries and their typed answers.
+
+use serde::{Deserialize, Serialize};
+
+/// What a resource needs to know about a host. Ordered and hashable so that the queries of
+/// all resources on a host collapse into one deduplicated, deterministic set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FactQuery {
+    /// OS release, architecture, kernel, CPUs, memory, hostname, board model.
+    Os,
+    /// Existence, metadata, SHA-256 and (up to [`FILE_CONTENT_LIMIT`] bytes) content.
+    File { path: String },
+    /// Runtime value from /proc/sys.
+    Sysctl { key: String },
+    /// Loaded (/proc/modules) or built into the kernel (modules.builtin).
+    Module { name: String },
+    /// Active swap devices and swap lines in /etc/fstab.
+    Swap,
+    /// dpkg status, installed version and hold mark.
+    Package { name: String },
+    /// systemd unit enablement and activity.
+    Service { name: String },
+    /// Exit status of a read-only guard command (`unless`/`only_if`).
+    Command { command: String },
+}
+
+/// Files larger than this are compared by hash only; their content is not fetched.
+pub const FILE_CONTENT_LIMIT: u64 = 128 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FactValue {
+    Os(OsFact),
+    File(FileFact),
+    Sysctl { value: Option<String> },
+    Module { loaded: bool, builtin: bool },
+    Swap(SwapFact),
+    Package(PackageFact),
+    Service(ServiceFact),
+    Command { exit_status: i32 },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsFact {
+    /// `ID` from /etc/os-release: debian, ubuntu, raspbian...
+    pub id: String,
+    /// `ID_LIKE` from /etc/os-release.
+    pub id_like: String,
+    pub version_id: String,
+    /// `VERSION_CODENAME`: bookworm, noble...
+    pub codename: String,
+    pub pretty_name: String,
+    /// dpkg architecture: amd64, arm64, armhf.
+    pub arch: String,
+    /// `uname -m`: x86_64, aarch64.
+    pub machine: String,
+    pub kernel: String,
+    pub hostname: String,
+    pub cpus: u32,
+    pub memory_kib: u64,
+    /// /proc/device-tree/model when present (e.g. "Raspberry Pi 4 Model B Rev 1.4").
+    pub board_model: String,
+    /// /etc/rpi-issue exists (Raspberry Pi OS).
+    pub raspberry_pi_os: bool,
+    /// The memory cgroup controller is enabled (cgroup v1 or v2).
+    pub memory_cgroup: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFact {
+    pub exists: bool,
+    /// `regular file`, `directory`, `symbolic link`... as stat prints it.
+    pub file_type: String,
+    /// Octal permission bits, e.g. 644.
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Present when the file is small enough; used for diffs in the plan.
+    pub content: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapFact {
+    /// Active swap devices from /proc/swaps.
+    pub active: Vec<String>,
+    /// Uncommented /etc/fstab lines whose type is swap.
+    pub fstab: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageFact {
+    /// Fully installed (dpkg status `ii` or `hi`).
+    pub installed: bool,
+    pub version: Option<String>,
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFact {
+    /// The unit file exists.
+    pub exists: bool,
+    /// `systemctl is-enabled` said enabled (or static/alias counted as enabled).
+    pub enabled: bool,
+    /// `systemctl is-active` said active.
+    pub active: bool,
+    /// The raw is-enabled answer (masked, disabled, ...).
+    pub enablement: String,
+}
