@@ -10,8 +10,10 @@
 //! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
 
 pub mod cli;
+pub mod digest;
 pub mod facts;
 pub mod inventory;
+pub mod resources;
 pub mod secret;
 pub mod shell;
 pub mod transport;

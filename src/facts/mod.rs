@@ -13,7 +13,7 @@ mod parse;
 mod query;
 mod script;
 
-pub use parse::{parse, FactParseError};
+pub use parse::{FactParseError, normalize_sysctl, parse};
 pub use query::{FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact};
 pub use script::FactScript;
 

@@ -201,7 +201,7 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
 }
 
 /// Kernel sysctl output separates multi-value entries with tabs; compare on single spaces.
-pub(crate) fn normalize_sysctl(v: &str) -> String {
+pub fn normalize_sysctl(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
