@@ -14,6 +14,7 @@ pub mod digest;
 pub mod facts;
 pub mod inventory;
 pub mod resources;
+pub mod roles;
 pub mod secret;
 pub mod shell;
 pub mod transport;

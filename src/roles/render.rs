@@ -1,0 +1,121 @@
+//! Renders a role's resources for one host.
+//!
+//! Rendering happens twice. Before facts are gathered, resources are rendered leniently with no
+//! `facts` in the context, only to learn which fact queries they need (paths, package and
+//! service names never depend on facts). After facts, they are rendered strictly with `facts`,
+//! and any undefined value is an error that names the role and resource.
+//!
+//! Files from `templates/` are pulled in with `{% include 'NAME' %}`, which sees the same context.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+
+use super::RoleSet;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[error("role {role}, resource {resource:?}: {message}")]
+#[diagnostic(code(kprov::roles::render))]
+pub struct RenderError {
+    pub role: String,
+    pub resource: String,
+    pub message: String,
+}
+
+/// Which rendering pass: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Before facts: lenient, for fact queries only.
+    Discover,
+    /// With facts: strict, the real values.
+    Final,
+}
+
+pub struct Renderer {
+    discover: Environment<'static>,
+    strict: Environment<'static>,
+}
+
+impl Renderer {
+    pub fn new(roles: &RoleSet) -> Renderer {
+        Renderer {
+            discover: environment(roles, UndefinedBehavior::Chainable),
+            strict: environment(roles, UndefinedBehavior::Strict),
+        }
+    }
+
+    fn env(&self, pass: Pass) -> &Environment<'static> {
+        match pass {
+            Pass::Discover => &self.discover,
+            Pass::Final => &self.strict,
+        }
+    }
+
+    /// Render every string inside `value` as a template.
+    pub fn render_value(&self, pass: Pass, value: &Json, ctx: &Json) -> Result<Json, String> {
+        Ok(match value {
+            Json::String(s) if s.contains("{{") || s.contains("{%") => {
+                let out = self
+                    .env(pass)
+                    .render_str(s, Value::from(minijinja::value::Serde(ctx)))
+                    .map_err(describe)?;
+                Json::String(out)
+            }
+            Json::Array(items) => Json::Array(
+                items.iter().map(|v| self.render_value(pass, v, ctx)).collect::<Result<_, _>>()?,
+            ),
+            Json::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    // Keys are templates too (sysctl names rarely are, but labels may be).
+                    let key = match self.render_value(pass, &Json::String(k.clone()), ctx)? {
+                        Json::String(s) => s,
+                        _ => k.clone(),
+                    };
+                    out.insert(key, self.render_value(pass, v, ctx)?);
+                }
+                Json::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// Evaluate a `when` expression. In the discovery pass every resource counts as wanted, so
+    /// its facts are gathered whichever way the condition later goes.
+    pub fn when(&self, pass: Pass, expr: &str, ctx: &Json) -> Result<bool, String> {
+        if pass == Pass::Discover {
+            return Ok(true);
+        }
+        let compiled = self.strict.compile_expression(expr).map_err(describe)?;
+        let v = compiled.eval(Value::from(minijinja::value::Serde(ctx))).map_err(describe)?;
+        Ok(v.is_true())
+    }
+}
+
+fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(undefined);
+    // Rendered files keep their final newline, or every managed file would look changed.
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+        .expect("default delimiters are valid");
+    env.set_syntax(syntax);
+    for (name, text) in &roles.templates {
+        if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
+            // A broken template is reported when it is used, with its name.
+            tracing::warn!("template {name}: {e}");
+        }
+    }
+    env
+}
+
+fn describe(e: minijinja::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
