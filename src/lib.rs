@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod digest;
 pub mod facts;
+pub mod graph;
 pub mod inventory;
 pub mod resources;
 pub mod roles;
