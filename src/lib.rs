@@ -14,6 +14,7 @@ pub mod digest;
 pub mod facts;
 pub mod graph;
 pub mod inventory;
+pub mod plan;
 pub mod resources;
 pub mod roles;
 pub mod secret;

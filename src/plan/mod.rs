@@ -1,0 +1,194 @@
+//! Planning: desired resources + facts → the changes to make. A pure function: no I/O, so the
+//! same facts always give the same plan, and plans are snapshot-tested from fact fixtures.
+//!
+//! Planning runs in two steps around fact gathering:
+//! 1. [`Planner::discover`] renders every task without facts to learn which fact queries each
+//!    host needs (one [`FactScript`] per host);
+//! 2. [`Planner::plan`] renders every task again with the host's facts, evaluates `when`,
+//!    checks it, and records a [`Step`] per task in graph order.
+
+mod model;
+mod render;
+
+pub use model::{HostPlan, HostStatus, Outcome, PLAN_FORMAT_VERSION, Plan, Step, Summary};
+pub use render::{render_json, render_markdown, render_text};
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::graph::NodeIndex;
+use serde_json::Value as Json;
+
+use crate::facts::{FactQuery, FactScript, HostFacts};
+use crate::graph::TaskGraph;
+use crate::resources::{Captures, Check, CheckContext, ResourceSpec};
+use crate::roles::{Pass, Renderer};
+
+/// A task rendered for its host, ready to check or apply.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub spec: ResourceSpec,
+    /// Whether anything this task follows (restart_on, after_change_of) changes in this plan.
+    pub dependency_changed: bool,
+}
+
+/// The plan plus what apply needs to carry it out.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    /// Rendered resources by task, for tasks that rendered (not for blocked hosts).
+    pub rendered: BTreeMap<NodeIndex, Rendered>,
+    /// Step index by task.
+    pub step_of: BTreeMap<NodeIndex, usize>,
+}
+
+pub struct Planner<'a> {
+    pub graph: &'a TaskGraph,
+    pub renderer: &'a Renderer,
+    /// Template context per host (inventory values), without facts.
+    pub contexts: &'a [Json],
+}
+
+/// The result of fact gathering for one host.
+pub type HostFactsResult = Result<HostFacts, String>;
+
+impl Planner<'_> {
+    /// Fact scripts per host, and the rendering errors found on the way (a resource whose
+    /// identity cannot even be rendered is reported again by [`Planner::plan`]).
+    pub fn discover(&self) -> Vec<FactScript> {
+        let mut queries: Vec<BTreeSet<FactQuery>> = vec![BTreeSet::new(); self.contexts.len()];
+        for (_, task) in self.graph.tasks() {
+            if let Ok(spec) = self.render(task, Pass::Discover, &self.contexts[task.host]) {
+                queries[task.host].extend(spec.as_resource().facts());
+            }
+        }
+        queries.into_iter().map(FactScript::new).collect()
+    }
+
+    fn render(&self, task: &crate::graph::Task, pass: Pass, ctx: &Json) -> Result<ResourceSpec, String> {
+        let raw = Json::Object(task.decl.spec.clone().into_iter().collect());
+        let value = self.renderer.render_value(pass, &raw, ctx)?;
+        let spec: ResourceSpec = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if let ResourceSpec::Command(c) = &spec {
+            if !c.has_guard() {
+                return Err("a command needs a guard (creates, unless or only_if) so a re-run does not repeat it".into());
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The plan, given each host's facts (or why they could not be gathered).
+    pub fn plan(&self, facts: &[HostFactsResult], hosts: Vec<HostPlan>) -> Planned {
+        let no_captures = Captures::new();
+        let mut steps = vec![];
+        let mut rendered = BTreeMap::new();
+        let mut step_of = BTreeMap::new();
+        // Resource name → changed, per host, for restart_on / after_change_of.
+        let mut changed: BTreeMap<(usize, String), bool> = BTreeMap::new();
+
+        for (n, task) in self.graph.tasks() {
+            let step_base = |outcome| Step {
+                id: task.id(),
+                host: task.host_name.clone(),
+                role: task.role.clone(),
+                resource: task.decl.name.clone(),
+                kind: task.decl.spec.keys().next().cloned().unwrap_or_default(),
+                outcome,
+            };
+            let host_facts = match &facts[task.host] {
+                Ok(f) => f,
+                Err(e) => {
+                    step_of.insert(n, steps.len());
+                    steps.push(step_base(Outcome::Blocked { reason: format!("host {} has no facts: {e}", task.host_name) }));
+                    continue;
+                }
+            };
+            let ctx = with_facts(&self.contexts[task.host], host_facts);
+            let outcome = match self.plan_task(task, &ctx, host_facts, &changed, &no_captures) {
+                Ok((r, outcome)) => {
+                    rendered.insert(n, r);
+                    outcome
+                }
+                Err(message) => Outcome::Error { message },
+            };
+            let is_change = matches!(outcome, Outcome::Change(_));
+            changed.insert((task.host, task.decl.name.clone()), is_change);
+            changed.insert((task.host, format!("{}/{}", task.role, task.decl.name)), is_change);
+            step_of.insert(n, steps.len());
+            steps.push(step_base(outcome));
+        }
+
+        // A capture runs only when a planned command uses its value.
+        let wanted: BTreeSet<String> = rendered
+            .iter()
+            .filter(|(n, _)| matches!(steps[step_of[n]].outcome, Outcome::Change(_)))
+            .filter_map(|(_, r)| match &r.spec {
+                ResourceSpec::Command(c) => Some(c.env_from_capture.values().cloned().collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for (n, r) in &rendered {
+            if let ResourceSpec::Capture(c) = &r.spec {
+                if !wanted.contains(&c.name) {
+                    steps[step_of[n]].outcome = Outcome::NoOp { reason: "nothing in this plan needs it".into() };
+                }
+            }
+        }
+
+        Planned { plan: Plan::new(hosts, steps), rendered, step_of }
+    }
+
+    fn plan_task(
+        &self,
+        task: &crate::graph::Task,
+        ctx: &Json,
+        facts: &HostFacts,
+        changed: &BTreeMap<(usize, String), bool>,
+        captures: &Captures,
+    ) -> Result<(Rendered, Outcome), String> {
+        if let Some(when) = &task.decl.when {
+            if !self.renderer.when(Pass::Final, when, ctx).map_err(|e| format!("when: {e}"))? {
+                let spec = self.render(task, Pass::Discover, ctx)?;
+                return Ok((
+                    Rendered { spec, dependency_changed: false },
+                    Outcome::Skipped { reason: format!("when: {when}") },
+                ));
+            }
+        }
+        let spec = self.render(task, Pass::Final, ctx)?;
+        let follows: Vec<&String> = match &spec {
+            ResourceSpec::Service(s) => s.restart_on.iter().collect(),
+            ResourceSpec::Reboot(r) => r.after_change_of.iter().collect(),
+            _ => vec![],
+        };
+        let mut dependency_changed = false;
+        for name in follows {
+            match changed.get(&(task.host, name.clone())) {
+                Some(c) => dependency_changed |= c,
+                None => {
+                    return Err(format!(
+                        "{name:?} names no resource planned before this one on {} (write `resource` or `role/resource` of an earlier task)",
+                        task.host_name
+                    ));
+                }
+            }
+        }
+        let check_ctx = CheckContext { facts, dependency_changed, captures };
+        let outcome = match spec.as_resource().check(&check_ctx) {
+            Ok(Check::NoOp { reason }) => Outcome::NoOp { reason },
+            Ok(Check::Change(c)) => Outcome::Change(c),
+            Err(e) => Outcome::Error { message: e.to_string() },
+        };
+        Ok((Rendered { spec, dependency_changed }, outcome))
+    }
+}
+
+/// The host's context with its facts added under `facts` (`facts.os.id`...).
+pub fn with_facts(ctx: &Json, facts: &HostFacts) -> Json {
+    let mut ctx = ctx.clone();
+    if let Json::Object(map) = &mut ctx {
+        let os = facts.os().map(|o| serde_json::to_value(o).unwrap_or(Json::Null)).unwrap_or(Json::Null);
+        map.insert("facts".into(), serde_json::json!({ "os": os }));
+    }
+    ctx
+}

@@ -1,0 +1,122 @@
+//! The plan as data: what `kprov plan -o plan.json` saves and `--json` prints.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::{Action, Change};
+
+/// Bumped whenever the JSON shape changes incompatibly; readers refuse other versions.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub kprov_version: String,
+    /// Digest of the inventory and roles the plan was made from; a saved plan is refused
+    /// when they changed.
+    #[serde(default)]
+    pub inputs_sha256: String,
+    pub hosts: Vec<HostPlan>,
+    pub steps: Vec<Step>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub name: String,
+    pub address: String,
+    pub status: HostStatus,
+    /// Digest of the host's facts (see `HostFacts::fingerprint`), None when not gathered.
+    pub facts_fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HostStatus {
+    Ready,
+    Unreachable { message: String },
+    FactsFailed { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// `host/role/resource`.
+    pub id: String,
+    pub host: String,
+    pub role: String,
+    pub resource: String,
+    pub kind: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    NoOp { reason: String },
+    Change(Change),
+    /// `when` was false for this host.
+    Skipped { reason: String },
+    /// The resource could not be rendered or checked.
+    Error { message: String },
+    /// The host could not be reached or read.
+    Blocked { reason: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    /// Commands, restarts, reboots.
+    pub run: usize,
+    pub unchanged: usize,
+    pub errors: usize,
+    pub blocked: usize,
+}
+
+impl Summary {
+    pub fn of(steps: &[Step]) -> Summary {
+        let mut s = Summary::default();
+        for step in steps {
+            match &step.outcome {
+                Outcome::Change(c) => match c.action {
+                    Action::Create => s.add += 1,
+                    Action::Update => s.change += 1,
+                    Action::Delete => s.destroy += 1,
+                    Action::Run | Action::Restart | Action::Reboot => s.run += 1,
+                },
+                Outcome::NoOp { .. } | Outcome::Skipped { .. } => s.unchanged += 1,
+                Outcome::Error { .. } => s.errors += 1,
+                Outcome::Blocked { .. } => s.blocked += 1,
+            }
+        }
+        s
+    }
+
+    pub fn changes(&self) -> usize {
+        self.add + self.change + self.destroy + self.run
+    }
+}
+
+impl Plan {
+    pub fn new(hosts: Vec<HostPlan>, steps: Vec<Step>) -> Plan {
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            kprov_version: env!("CARGO_PKG_VERSION").to_string(),
+            inputs_sha256: String::new(),
+            summary: Summary::of(&steps),
+            hosts,
+            steps,
+        }
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.summary.changes() > 0
+    }
+
+    /// Errors or unreachable hosts: the plan cannot be trusted as complete.
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+            || self.summary.blocked > 0
+            || self.hosts.iter().any(|h| h.status != HostStatus::Ready)
+    }
+}

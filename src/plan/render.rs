@@ -1,0 +1,236 @@
+//! Plans for people (Terraform-style text with unified diffs), for pull requests (Markdown)
+//! and for programs (versioned JSON).
+
+use std::fmt::Write as _;
+
+use similar::TextDiff;
+
+use super::model::{HostStatus, Outcome, Plan, Step};
+use crate::resources::{Action, Change, ContentChange};
+
+/// Diffs longer than this many lines are collapsed in Markdown.
+const MARKDOWN_COLLAPSE_LINES: usize = 15;
+/// GitHub rejects comments over 65536 characters; leave room for the rest of the comment.
+const MARKDOWN_LIMIT: usize = 60_000;
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    fn action(&self, a: Action) -> String {
+        let code = match a {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Delete => "31",
+            Action::Run | Action::Restart | Action::Reboot => "36",
+        };
+        self.paint(code, a.sign())
+    }
+}
+
+pub fn unified_diff(c: &ContentChange) -> String {
+    let old = c.old.as_deref().unwrap_or("");
+    let diff = TextDiff::from_lines(old, &c.new);
+    let old_name = if c.old.is_some() { c.path.clone() } else { "/dev/null".into() };
+    diff.unified_diff().context_radius(3).header(&old_name, &c.path).to_string()
+}
+
+fn headline(step: &Step, c: &Change) -> String {
+    let mut s = format!("{}/{}: {}", step.role, step.resource, c.summary);
+    if c.sensitive {
+        s.push_str(" (sensitive)");
+    }
+    s
+}
+
+fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    format!(
+        "Plan: {} to add, {} to change, {} to destroy, {} to run. {} unchanged.",
+        s.add, s.change, s.destroy, s.run, s.unchanged
+    )
+}
+
+pub fn render_text(plan: &Plan, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    for host in &plan.hosts {
+        let steps: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|s| s.host == host.name && !matches!(s.outcome, Outcome::NoOp { .. } | Outcome::Skipped { .. }))
+            .collect();
+        match &host.status {
+            HostStatus::Ready => {}
+            HostStatus::Unreachable { message } | HostStatus::FactsFailed { message } => {
+                let _ = writeln!(out, "{} {} ({}): {}", st.paint("31", "✗"), st.paint("1", &host.name), host.address, message);
+                continue;
+            }
+        }
+        if steps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{} ({})", st.paint("1", &host.name), host.address);
+        for step in steps {
+            match &step.outcome {
+                Outcome::Change(c) => {
+                    let _ = writeln!(out, "  {} {}", st.action(c.action), headline(step, c));
+                    for a in &c.attributes {
+                        let _ = writeln!(
+                            out,
+                            "      {}: {} → {}",
+                            a.name,
+                            a.old.as_deref().unwrap_or("(none)"),
+                            a.new.as_deref().unwrap_or("(none)")
+                        );
+                    }
+                    if let Some(content) = &c.content {
+                        for line in unified_diff(content).lines() {
+                            let painted = match line.chars().next() {
+                                Some('+') if !line.starts_with("+++") => st.paint("32", line),
+                                Some('-') if !line.starts_with("---") => st.paint("31", line),
+                                Some('@') => st.paint("36", line),
+                                _ => line.to_string(),
+                            };
+                            let _ = writeln!(out, "      {painted}");
+                        }
+                    }
+                }
+                Outcome::Error { message } => {
+                    let _ = writeln!(out, "  {} {}/{}: {}", st.paint("31", "!"), step.role, step.resource, message);
+                }
+                Outcome::Blocked { reason } => {
+                    let _ = writeln!(out, "  {} {}/{}: {}", st.paint("31", "✗"), step.role, step.resource, reason);
+                }
+                Outcome::NoOp { .. } | Outcome::Skipped { .. } => {}
+            }
+        }
+        out.push('\n');
+    }
+    if !plan.has_changes() && !plan.has_errors() {
+        out.push_str("No changes. The hosts match the inventory.\n");
+    } else {
+        out.push_str(&summary_line(plan));
+        out.push('\n');
+        if plan.has_errors() {
+            let _ = writeln!(
+                out,
+                "{}",
+                st.paint("31", &format!("{} errors, {} steps blocked: this plan is incomplete.", plan.summary.errors, plan.summary.blocked))
+            );
+        }
+    }
+    out
+}
+
+pub fn render_json(plan: &Plan) -> String {
+    let mut s = serde_json::to_string_pretty(plan).expect("plans always serialize");
+    s.push('\n');
+    s
+}
+
+pub fn render_markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    let title = if plan.has_changes() || plan.has_errors() { summary_line(plan) } else { "No changes.".to_string() };
+    let _ = writeln!(out, "### kprov plan\n\n**{title}**\n");
+    let _ = writeln!(out, "| Host | Address | Add | Change | Destroy | Run | Unchanged | Status |");
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|---|");
+    for host in &plan.hosts {
+        let steps: Vec<&Step> = plan.steps.iter().filter(|st| st.host == host.name).collect();
+        let hs = super::Summary::of(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
+        let status = match &host.status {
+            HostStatus::Ready if hs.errors > 0 => format!("⚠️ {} errors", hs.errors),
+            HostStatus::Ready => "ready".to_string(),
+            HostStatus::Unreachable { message } | HostStatus::FactsFailed { message } => format!("❌ {}", escape_cell(message)),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            escape_cell(&host.name),
+            escape_cell(&host.address),
+            hs.add,
+            hs.change,
+            hs.destroy,
+            hs.run,
+            hs.unchanged,
+            status
+        );
+    }
+    out.push('\n');
+    for host in &plan.hosts {
+        let steps: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|st| st.host == host.name && matches!(st.outcome, Outcome::Change(_) | Outcome::Error { .. } | Outcome::Blocked { .. }))
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "<details><summary><b>{}</b>: {} steps</summary>\n", escape_html(&host.name), steps.len());
+        for step in steps {
+            match &step.outcome {
+                Outcome::Change(c) => {
+                    let _ = writeln!(out, "- `{}` **{}/{}**: {}", c.action.sign(), step.role, step.resource, escape_md(&headline_tail(c)));
+                    for a in &c.attributes {
+                        let _ = writeln!(
+                            out,
+                            "  - `{}`: `{}` → `{}`",
+                            a.name,
+                            a.old.as_deref().unwrap_or("(none)"),
+                            a.new.as_deref().unwrap_or("(none)")
+                        );
+                    }
+                    if let Some(content) = &c.content {
+                        let diff = unified_diff(content);
+                        let lines = diff.lines().count();
+                        let fence = "```";
+                        if lines > MARKDOWN_COLLAPSE_LINES {
+                            let _ = writeln!(out, "\n  <details><summary>diff of {} ({lines} lines)</summary>\n", escape_html(&content.path));
+                            let _ = writeln!(out, "{fence}diff\n{diff}{fence}\n\n  </details>\n");
+                        } else {
+                            let _ = writeln!(out, "\n{fence}diff\n{diff}{fence}\n");
+                        }
+                    }
+                }
+                Outcome::Error { message } => {
+                    let _ = writeln!(out, "- ⚠️ **{}/{}**: {}", step.role, step.resource, escape_md(message));
+                }
+                Outcome::Blocked { reason } => {
+                    let _ = writeln!(out, "- ❌ **{}/{}**: {}", step.role, step.resource, escape_md(reason));
+                }
+                _ => {}
+            }
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    if out.len() > MARKDOWN_LIMIT {
+        let mut cut = MARKDOWN_LIMIT;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("\n\n…plan truncated to fit a comment; run `kprov plan` for the whole of it.\n");
+    }
+    out
+}
+
+fn headline_tail(c: &Change) -> String {
+    if c.sensitive { format!("{} (sensitive)", c.summary) } else { c.summary.clone() }
+}
+
+fn escape_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn escape_md(s: &str) -> String {
+    escape_html(s).replace('\n', " ")
+}
