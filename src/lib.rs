@@ -9,6 +9,7 @@
 //! - [`secret`]: the `Secret` wrapper that keeps tokens and passwords out of logs and plans.
 //! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
 
+pub mod apply;
 pub mod cli;
 pub mod digest;
 pub mod facts;

@@ -84,6 +84,13 @@ impl<'g> ReadyQueue<'g> {
         self.state.insert(n, TaskState::Running);
     }
 
+    /// Put a started task back: it did not run (an earlier step of its batch failed).
+    pub fn reset(&mut self, n: NodeIndex) {
+        if self.state[&n] == TaskState::Running {
+            self.state.insert(n, TaskState::Waiting);
+        }
+    }
+
     pub fn finish(&mut self, n: NodeIndex, ok: bool) {
         if ok {
             self.state.insert(n, TaskState::Done);

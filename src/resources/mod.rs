@@ -12,7 +12,7 @@
 
 mod apt_packages;
 mod apt_repository;
-mod capture;
+pub mod capture;
 mod command;
 mod file;
 mod kernel_module;
