@@ -2,9 +2,21 @@
 //! `roles/` and `templates/` directories, so a new file cannot be forgotten here.
 
 pub const ROLES: &[(&str, &str)] = &[
+    ("10-swap.yaml", include_str!("../../roles/10-swap.yaml")),
+    ("20-kernel.yaml", include_str!("../../roles/20-kernel.yaml")),
+    ("30-raspberry-pi.yaml", include_str!("../../roles/30-raspberry-pi.yaml")),
+    ("40-apt.yaml", include_str!("../../roles/40-apt.yaml")),
+    ("50-containerd.yaml", include_str!("../../roles/50-containerd.yaml")),
+    ("60-kubernetes-packages.yaml", include_str!("../../roles/60-kubernetes-packages.yaml")),
+    ("70-control-plane-init.yaml", include_str!("../../roles/70-control-plane-init.yaml")),
+    ("80-join-command.yaml", include_str!("../../roles/80-join-command.yaml")),
+    ("90-control-plane-join.yaml", include_str!("../../roles/90-control-plane-join.yaml")),
+    ("95-worker-join.yaml", include_str!("../../roles/95-worker-join.yaml")),
 ];
 
 pub const TEMPLATES: &[(&str, &str)] = &[
+    ("cni/apply.sh.j2", include_str!("../../templates/cni/apply.sh.j2")),
+    ("kubeadm/init.yaml.j2", include_str!("../../templates/kubeadm/init.yaml.j2")),
 ];
 
 #[cfg(test)]

@@ -209,3 +209,39 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, RoleError> {
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_roles_load_and_are_ordered() {
+        let set = RoleSet::load(None).unwrap();
+        let names: Vec<&str> = set.roles.iter().map(|(_, r)| r.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"swap"));
+        assert!(names.contains(&"control-plane-init") && names.contains(&"worker-join"));
+        assert!(set.templates.contains_key("kubeadm/init.yaml.j2"));
+    }
+
+    #[test]
+    fn overlay_replaces_and_adds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("10-swap.yaml"), "name: swap\nhosts: worker\nresources: []\n").unwrap();
+        std::fs::write(dir.path().join("99-extra.yaml"), "name: extra\nhosts: all\nafter: [swap]\nresources:\n  - {name: x, swap_off: {}}\n").unwrap();
+        let set = RoleSet::load(Some(dir.path())).unwrap();
+        assert_eq!(set.role("swap").unwrap().hosts, HostSelector::Worker);
+        assert!(set.role("extra").is_some());
+        assert!(matches!(set.roles.iter().find(|(_, r)| r.name == "swap").unwrap().0, Origin::File(_)));
+    }
+
+    #[test]
+    fn bad_roles_are_clear_errors() {
+        let o = Origin::Embedded("t.yaml");
+        let two = parse_role(&o, "name: a\nhosts: all\nresources:\n  - {name: x, swap_off: {}, file: {}}\n").unwrap_err();
+        assert!(two.to_string().contains("exactly one resource kind"), "{two}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.yaml"), "name: x\nhosts: all\nafter: [nope]\nresources: []\n").unwrap();
+        let err = RoleSet::load(Some(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
+}

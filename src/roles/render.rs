@@ -100,6 +100,13 @@ fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'st
         .build()
         .expect("default delimiters are valid");
     env.set_syntax(syntax);
+    // `{{ value | q }}` quotes a value for the remote shell. Every inventory value that a role
+    // splices into a command goes through it.
+    env.add_filter("q", |value: String| -> Result<String, minijinja::Error> {
+        crate::shell::quote(&value)
+            .map(|q| q.into_owned())
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+    });
     for (name, text) in &roles.templates {
         if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
             // A broken template is reported when it is used, with its name.
