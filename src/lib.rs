@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod cli;
 pub mod digest;
+pub mod engine;
 pub mod facts;
 pub mod graph;
 pub mod inventory;

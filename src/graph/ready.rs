@@ -106,7 +106,8 @@ impl<'g> ReadyQueue<'g> {
     fn block_dependants(&mut self, n: NodeIndex) {
         let mut stack: Vec<NodeIndex> = self.graph.graph.neighbors_directed(n, Direction::Outgoing).collect();
         while let Some(m) = stack.pop() {
-            if self.state[&m] == TaskState::Waiting {
+            // Running counts too: a task started in the same batch as the failed one never ran.
+            if matches!(self.state[&m], TaskState::Waiting | TaskState::Running) {
                 self.state.insert(m, TaskState::Blocked);
                 stack.extend(self.graph.graph.neighbors_directed(m, Direction::Outgoing));
             }

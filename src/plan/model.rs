@@ -15,6 +15,9 @@ pub struct Plan {
     /// when they changed.
     #[serde(default)]
     pub inputs_sha256: String,
+    /// The inventory file the plan was made from, so `kprov apply plan.json` finds it.
+    #[serde(default)]
+    pub inventory: String,
     pub hosts: Vec<HostPlan>,
     pub steps: Vec<Step>,
     pub summary: Summary,
@@ -103,6 +106,7 @@ impl Plan {
             format_version: PLAN_FORMAT_VERSION,
             kprov_version: env!("CARGO_PKG_VERSION").to_string(),
             inputs_sha256: String::new(),
+            inventory: String::new(),
             summary: Summary::of(&steps),
             hosts,
             steps,

@@ -1,0 +1,1 @@
+//! Template contexts, built from the inventory.

@@ -1,0 +1,124 @@
+//! The engine ties the pipeline together for the CLI: inventory → connect → facts → plan →
+//! apply. Everything here that touches the network goes through [`Connector`] and
+//! [`crate::apply::Remote`], so the same code runs over SSH and, in tests, over a local shell.
+
+pub mod context;
+pub mod saved;
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use tokio::task::JoinSet;
+
+use crate::apply::{BoxFuture, Remote};
+use crate::facts::{FactScript, parse};
+use crate::graph::{HostInfo, Selection, TaskGraph};
+use crate::plan::{HostFactsResult, HostPlan, HostStatus, Planned, Planner};
+use crate::roles::{Renderer, RoleSet};
+
+/// Opens the connection to a host. One connection per host, reused for everything.
+pub trait Connector: Send + Sync {
+    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>>;
+}
+
+/// A compiled run: the task graph and what rendering needs, for a fixed inventory and roles.
+pub struct Engine {
+    pub hosts: Vec<HostInfo>,
+    pub addresses: Vec<String>,
+    pub graph: TaskGraph,
+    pub renderer: Renderer,
+    pub contexts: Vec<Json>,
+    pub fact_scripts: Vec<FactScript>,
+}
+
+/// What fact gathering found: per host, its connection (when reachable) and its facts.
+pub struct Gathered {
+    pub remotes: Vec<Option<Arc<dyn Remote>>>,
+    pub facts: Vec<HostFactsResult>,
+    pub statuses: Vec<HostStatus>,
+}
+
+impl Engine {
+    pub fn new(
+        hosts: Vec<HostInfo>,
+        addresses: Vec<String>,
+        contexts: Vec<Json>,
+        roles: &RoleSet,
+        selection: &Selection,
+    ) -> Result<Engine, crate::graph::GraphError> {
+        let graph = TaskGraph::build(&hosts, roles, selection)?;
+        let renderer = Renderer::new(roles);
+        let fact_scripts = Planner { graph: &graph, renderer: &renderer, contexts: &contexts }.discover();
+        Ok(Engine { hosts, addresses, graph, renderer, contexts, fact_scripts })
+    }
+
+    /// Hosts that have at least one task (a `--limit` leaves the others alone).
+    pub fn active_hosts(&self) -> Vec<usize> {
+        let mut used: Vec<usize> = self.graph.tasks().map(|(_, t)| t.host).collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+
+    /// Connect to every active host and run its fact script: one connection and one round
+    /// trip per host, all hosts in parallel (at most `concurrency` at once).
+    pub async fn gather(&self, connector: Arc<dyn Connector>, concurrency: usize) -> Gathered {
+        let n = self.hosts.len();
+        let mut remotes: Vec<Option<Arc<dyn Remote>>> = vec![None; n];
+        let mut facts: Vec<HostFactsResult> = (0..n).map(|_| Err("not selected".to_string())).collect();
+        let mut statuses: Vec<HostStatus> =
+            (0..n).map(|_| HostStatus::Unreachable { message: "not selected".into() }).collect();
+        let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut set = JoinSet::new();
+        for h in self.active_hosts() {
+            let connector = connector.clone();
+            let script = self.fact_scripts[h].clone();
+            let limit = limit.clone();
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("never closed");
+                let remote = match connector.connect(h).await {
+                    Ok(r) => r,
+                    Err(e) => return (h, None, Err(e), true),
+                };
+                let text = match script.render() {
+                    Ok(t) => t,
+                    Err(e) => return (h, Some(remote), Err(e.to_string()), false),
+                };
+                let result = match remote.run_script(text).await {
+                    Ok(out) => parse(&script, &out).map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                (h, Some(remote), result, false)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((h, remote, result, unreachable)) = joined else { continue };
+            statuses[h] = match (&result, unreachable) {
+                (Ok(_), _) => HostStatus::Ready,
+                (Err(e), true) => HostStatus::Unreachable { message: e.clone() },
+                (Err(e), false) => HostStatus::FactsFailed { message: e.clone() },
+            };
+            remotes[h] = remote;
+            facts[h] = result;
+        }
+        Gathered { remotes, facts, statuses }
+    }
+
+    pub fn plan(&self, gathered: &Gathered) -> Planned {
+        let planner = Planner { graph: &self.graph, renderer: &self.renderer, contexts: &self.contexts };
+        let hosts: Vec<HostPlan> = self
+            .active_hosts()
+            .into_iter()
+            .map(|h| HostPlan {
+                name: self.hosts[h].name.clone(),
+                address: self.addresses[h].clone(),
+                status: gathered.statuses[h].clone(),
+                facts_fingerprint: gathered.facts[h].as_ref().ok().map(|f| f.fingerprint()),
+            })
+            .collect();
+        planner.plan(&gathered.facts, hosts)
+    }
+}
+
+#[cfg(test)]
+mod tests;
