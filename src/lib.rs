@@ -17,6 +17,7 @@ pub mod facts;
 pub mod graph;
 pub mod inventory;
 pub mod plan;
+pub mod preflight;
 pub mod resources;
 pub mod roles;
 pub mod secret;

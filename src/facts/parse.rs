@@ -129,6 +129,18 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
                 board_model: get("board"),
                 raspberry_pi_os: first(lines, "rpi").is_some(),
                 memory_cgroup: first(lines, "memory_cgroup").is_some(),
+                listening: {
+                    let mut l: Vec<String> =
+                        pairs(lines).into_iter().filter(|(k, _)| *k == "listen").map(|(_, v)| v.to_string()).collect();
+                    l.sort();
+                    l.dedup();
+                    l
+                },
+                macs: pairs(lines)
+                    .into_iter()
+                    .filter(|(k, v)| *k == "mac" && !v.is_empty() && *v != "00:00:00:00:00:00")
+                    .map(|(_, v)| v.to_string())
+                    .collect(),
             })
         }
         FactQuery::File { .. } => {
@@ -329,6 +341,7 @@ mod tests {
         );
         let os = facts.os().unwrap();
         assert!(os.cpus >= 1 && os.memory_kib > 0 && !os.arch.is_empty());
+        assert!(!os.macs.is_empty(), "{os:?}");
     }
 
     #[test]

@@ -65,6 +65,12 @@ pub struct OsFact {
     pub raspberry_pi_os: bool,
     /// The memory cgroup controller is enabled (cgroup v1 or v2).
     pub memory_cgroup: bool,
+    /// Listening sockets as `tcp/PORT` or `udp/PORT`, sorted and deduplicated.
+    #[serde(default)]
+    pub listening: Vec<String>,
+    /// MAC addresses of the network interfaces other than loopback.
+    #[serde(default)]
+    pub macs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

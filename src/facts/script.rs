@@ -108,7 +108,9 @@ printf 'cpus=%s\n' "$(nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)"
 printf 'memory_kib=%s\n' "$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo)"
 if [ -r /proc/device-tree/model ]; then printf 'board=%s\n' "$(tr -d '\0' < /proc/device-tree/model)"; fi
 if [ -e /etc/rpi-issue ]; then echo rpi=1; fi
-if grep -q '^memory[[:space:]].*[[:space:]]1$' /proc/cgroups 2>/dev/null || grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then echo memory_cgroup=1; fi"#;
+if grep -q '^memory[[:space:]].*[[:space:]]1$' /proc/cgroups 2>/dev/null || grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then echo memory_cgroup=1; fi
+ss -Htlnu 2>/dev/null | while read -r proto state rq sq local rest; do printf 'listen=%s/%s\n' "$proto" "${local##*:}"; done
+for i in /sys/class/net/*; do [ "${i##*/}" = lo ] || [ ! -r "$i/address" ] || printf 'mac=%s\n' "$(cat "$i/address")"; done"#;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,222 @@
+//! Preflight: what must hold on a host before kprov turns it into a Kubernetes node, checked
+//! from facts (pure), with one clear message per problem. The checks follow kubeadm's own
+//! preflight and the seed guide: CPUs and memory, a supported OS and architecture, the memory
+//! cgroup, the ports the node's roles and the CNI need, and (across hosts) unique hostnames
+//! and MAC addresses.
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::OsFact;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub min_cpus: u32,
+    pub min_memory_mib: u64,
+    /// Check codes to skip (`cpus`, `memory`, `os`, `arch`, `cgroup`, `ports`, `hostname`, `mac`).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        // 2 GiB boards report about 1.8 GiB usable after the firmware's share.
+        Policy { min_cpus: 2, min_memory_mib: 1700, ignore: vec![] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub code: String,
+    pub message: String,
+}
+
+/// What the host is to become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeRole {
+    pub control_plane: bool,
+    pub worker: bool,
+    /// Already part of a cluster (kubelet.conf exists): its ports are rightly in use.
+    pub joined: bool,
+}
+
+const SUPPORTED: &[(&str, &[&str])] = &[
+    ("debian", &["11", "12", "13"]),
+    ("raspbian", &["11", "12", "13"]),
+    ("ubuntu", &["22.04", "24.04"]),
+];
+
+/// Ports that must be free, as (protocol, first, last), for a node of `role` running `cni`.
+pub fn required_ports(role: NodeRole, cni: &str) -> Vec<(&'static str, u16, u16)> {
+    let mut p = vec![("tcp", 10250, 10255)];
+    if role.control_plane {
+        p.extend([("tcp", 6443, 6443), ("tcp", 2379, 2380)]);
+    }
+    if role.worker {
+        p.push(("tcp", 30000, 32767));
+    }
+    match cni {
+        "weave" => p.extend([("tcp", 6783, 6783), ("udp", 6783, 6784)]),
+        "calico" => p.push(("tcp", 179, 179)),
+        "flannel" | "canal" => p.push(("udp", 8472, 8472)),
+        "cilium" => p.extend([("tcp", 4240, 4240), ("udp", 8472, 8472)]),
+        "kube-router" => p.extend([("tcp", 179, 179), ("tcp", 20244, 20244)]),
+        _ => {}
+    }
+    p
+}
+
+pub fn check_host(os: &OsFact, role: NodeRole, cni: &str, policy: &Policy) -> Vec<Problem> {
+    let mut out = vec![];
+    let mut add = |code: &str, message: String| {
+        if !policy.ignore.iter().any(|i| i == code) {
+            out.push(Problem { code: code.to_string(), message });
+        }
+    };
+    if os.cpus < policy.min_cpus {
+        add("cpus", format!("{} CPU(s), at least {} needed (preflight.min_cpus)", os.cpus, policy.min_cpus));
+    }
+    let mib = os.memory_kib / 1024;
+    if mib < policy.min_memory_mib {
+        add("memory", format!("{mib} MiB of memory, at least {} MiB needed (preflight.min_memory_mib)", policy.min_memory_mib));
+    }
+    let like_debian = os.id_like.split_whitespace().any(|l| l == "debian");
+    match SUPPORTED.iter().find(|(id, _)| *id == os.id) {
+        Some((_, versions)) if versions.contains(&os.version_id.as_str()) => {}
+        Some(_) => add("os", format!("{} {} is not a supported release ({})", os.id, os.version_id, supported_list())),
+        None if like_debian => add("os", format!("{} ({}) is Debian-like but not tested ({})", os.id, os.pretty_name, supported_list())),
+        None => add("os", format!("{} is not supported ({})", if os.pretty_name.is_empty() { &os.id } else { &os.pretty_name }, supported_list())),
+    }
+    if !matches!(os.arch.as_str(), "amd64" | "arm64") {
+        add("arch", format!("architecture {:?} ({}) is not supported: Kubernetes packages exist for amd64 and arm64", os.arch, os.machine));
+    }
+    if !os.memory_cgroup {
+        let hint = if os.raspberry_pi_os {
+            "; kprov adds cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboots"
+        } else {
+            ""
+        };
+        add("cgroup", format!("the memory cgroup is not enabled (kubelet needs it){hint}"));
+    }
+    if !role.joined {
+        let busy: Vec<String> = required_ports(role, cni)
+            .into_iter()
+            .flat_map(|(proto, lo, hi)| {
+                os.listening.iter().filter_map(move |l| {
+                    let (p, port) = l.split_once('/')?;
+                    let port: u16 = port.parse().ok()?;
+                    (p == proto && (lo..=hi).contains(&port)).then(|| l.clone())
+                })
+            })
+            .collect();
+        if !busy.is_empty() {
+            add("ports", format!("ports needed by Kubernetes are in use: {}", busy.join(", ")));
+        }
+    }
+    out
+}
+
+fn supported_list() -> String {
+    "supported: Debian 11-13, Raspberry Pi OS 11-13, Ubuntu 22.04 and 24.04".to_string()
+}
+
+/// Problems that only show across hosts: duplicate hostnames (Kubernetes node names) and MAC
+/// addresses (cloned SD cards and VM images). Returns (host index, problem).
+pub fn check_cluster(hosts: &[(usize, &OsFact)], policy: &Policy) -> Vec<(usize, Problem)> {
+    let mut out = vec![];
+    let skip = |c: &str| policy.ignore.iter().any(|i| i == c);
+    for (a, (i, os)) in hosts.iter().enumerate() {
+        for (j, other) in hosts.iter().skip(a + 1) {
+            if !skip("hostname") && !os.hostname.is_empty() && os.hostname == other.hostname {
+                out.push((*i, Problem { code: "hostname".into(), message: format!("hostname {:?} is also the hostname of another host (node names must be unique)", os.hostname) }));
+                out.push((*j, Problem { code: "hostname".into(), message: format!("hostname {:?} is also the hostname of another host (node names must be unique)", os.hostname) }));
+            }
+            if !skip("mac") {
+                for mac in os.macs.iter().filter(|m| other.macs.contains(m)) {
+                    let message = format!("MAC address {mac} is also on another host (a cloned image?)");
+                    out.push((*i, Problem { code: "mac".into(), message: message.clone() }));
+                    out.push((*j, Problem { code: "mac".into(), message }));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pi() -> OsFact {
+        OsFact {
+            id: "debian".into(),
+            version_id: "12".into(),
+            codename: "bookworm".into(),
+            arch: "arm64".into(),
+            machine: "aarch64".into(),
+            hostname: "k8s-01".into(),
+            cpus: 4,
+            memory_kib: 3_900_000,
+            raspberry_pi_os: true,
+            memory_cgroup: true,
+            listening: vec!["tcp/22".into()],
+            macs: vec!["dc:a6:32:00:00:01".into()],
+            ..Default::default()
+        }
+    }
+
+    const CP: NodeRole = NodeRole { control_plane: true, worker: false, joined: false };
+
+    #[test]
+    fn a_good_host_passes() {
+        assert_eq!(check_host(&pi(), CP, "weave", &Policy::default()), vec![]);
+    }
+
+    #[test]
+    fn each_problem_is_reported_with_its_code() {
+        let mut os = pi();
+        os.cpus = 1;
+        os.memory_kib = 900 * 1024;
+        os.arch = "armhf".into();
+        os.memory_cgroup = false;
+        os.listening.push("tcp/6443".into());
+        os.listening.push("udp/6784".into());
+        let codes: Vec<String> = check_host(&os, CP, "weave", &Policy::default()).into_iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["cpus", "memory", "arch", "cgroup", "ports"]);
+        let p = check_host(&os, CP, "weave", &Policy::default());
+        assert!(p[4].message.contains("tcp/6443") && p[4].message.contains("udp/6784"), "{p:?}");
+        assert!(p[3].message.contains("cgroup_memory=1"), "{p:?}");
+    }
+
+    #[test]
+    fn ports_are_not_checked_on_a_joined_node_and_ignore_works() {
+        let mut os = pi();
+        os.listening.push("tcp/10250".into());
+        assert!(check_host(&os, NodeRole { joined: true, ..CP }, "calico", &Policy::default()).is_empty());
+        let policy = Policy { ignore: vec!["ports".into()], ..Default::default() };
+        assert!(check_host(&os, CP, "calico", &policy).is_empty());
+    }
+
+    #[test]
+    fn unsupported_os_is_named() {
+        let mut os = pi();
+        os.id = "fedora".into();
+        os.pretty_name = "Fedora Linux 41".into();
+        let p = check_host(&os, CP, "calico", &Policy::default());
+        assert_eq!(p[0].code, "os");
+        assert!(p[0].message.contains("Fedora Linux 41"));
+    }
+
+    #[test]
+    fn duplicate_hostnames_and_macs_across_hosts() {
+        let a = pi();
+        let mut b = pi();
+        b.macs = vec!["dc:a6:32:00:00:02".into()];
+        let mut c = pi();
+        c.hostname = "k8s-03".into();
+        let found = check_cluster(&[(0, &a), (1, &b), (2, &c)], &Policy::default());
+        let by: Vec<(usize, &str)> = found.iter().map(|(i, p)| (*i, p.code.as_str())).collect();
+        assert!(by.contains(&(0, "hostname")) && by.contains(&(1, "hostname")));
+        assert!(by.contains(&(0, "mac")) && by.contains(&(2, "mac")));
+        assert!(!by.contains(&(2, "hostname")));
+    }
+}
