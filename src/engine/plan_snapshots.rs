@@ -1,0 +1,142 @@
+//! Plans for the built-in roles from fact fixtures, with no SSH: what a reviewer sees in a pull
+//! request for an empty cluster, and the no-op plan of a converged one.
+
+use std::collections::BTreeMap;
+
+use crate::facts::{FactQuery, FactScript, FactValue, FileFact, HostFacts, OsFact, PackageFact, ServiceFact, SwapFact};
+use crate::graph::{HostInfo, Selection};
+use crate::roles::RoleSet;
+
+use super::Engine;
+use super::context::{self, ClusterValues, HostValues, MirrorValues};
+
+/// A freshly installed host: nothing of Kubernetes on it, swap on, the usual base packages.
+pub(crate) fn blank_facts(script: &FactScript, os: &OsFact, raspberry_pi: bool) -> HostFacts {
+    let mut f = HostFacts::default();
+    for q in script.queries() {
+        let v = match q {
+            FactQuery::Os => FactValue::Os(os.clone()),
+            FactQuery::File { path } if raspberry_pi && path == "/boot/firmware/cmdline.txt" => {
+                let content = b"console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait\n".to_vec();
+                FactValue::File(FileFact {
+                    exists: true,
+                    file_type: "regular file".into(),
+                    mode: 0o755,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    size: content.len() as u64,
+                    sha256: crate::digest::sha256_hex(&content),
+                    content: Some(content),
+                })
+            }
+            FactQuery::File { .. } => FactValue::File(FileFact::default()),
+            FactQuery::Sysctl { key } => FactValue::Sysctl { value: Some(if key.contains("ip_forward") { "0" } else { "1" }.into()) },
+            FactQuery::Module { .. } => FactValue::Module { loaded: false, builtin: false },
+            FactQuery::Swap => FactValue::Swap(SwapFact {
+                active: vec![if raspberry_pi { "/var/swap".into() } else { "/swap.img".into() }],
+                fstab: if raspberry_pi { vec![] } else { vec!["/swap.img none swap sw 0 0".into()] },
+            }),
+            FactQuery::Package { name } => {
+                let base = ["ca-certificates", "curl", "gnupg"].contains(&name.as_str());
+                FactValue::Package(PackageFact { installed: base, version: base.then(|| "1.0".into()), held: false })
+            }
+            FactQuery::Service { name } => {
+                let exists = raspberry_pi && name.starts_with("dphys-swapfile");
+                FactValue::Service(ServiceFact {
+                    exists,
+                    enabled: exists,
+                    active: exists,
+                    enablement: if exists { "enabled".into() } else { String::new() },
+                })
+            }
+            FactQuery::Command { .. } => FactValue::Command { exit_status: 1 },
+        };
+        f.insert(q.clone(), v);
+    }
+    f
+}
+
+pub(crate) fn os(arch: &str, id: &str, codename: &str, version: &str, hostname: &str, pi: bool) -> OsFact {
+    OsFact {
+        id: id.into(),
+        version_id: version.into(),
+        codename: codename.into(),
+        pretty_name: format!("{id} {version}"),
+        arch: arch.into(),
+        machine: if arch == "arm64" { "aarch64".into() } else { "x86_64".into() },
+        kernel: "6.12.47".into(),
+        hostname: hostname.into(),
+        cpus: 4,
+        memory_kib: 4_000_000,
+        raspberry_pi_os: pi,
+        memory_cgroup: !pi,
+        listening: vec!["tcp/22".into()],
+        macs: vec![format!("dc:a6:32:00:00:{:02x}", hostname.len())],
+        ..Default::default()
+    }
+}
+
+/// The seed guide's homelab: one control plane and three workers, Raspberry Pi OS, Weave Net.
+pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
+    let names = ["k8s-01", "k8s-02", "k8s-03", "k8s-04"];
+    let hosts: Vec<HostValues> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| HostValues {
+            name: n.to_string(),
+            address: format!("192.168.0.{}", 150 + i),
+            roles: vec![if i == 0 { "control-plane" } else { "worker" }.to_string()],
+            labels: BTreeMap::new(),
+            watchdog: false,
+            ssh_user: "pi".into(),
+        })
+        .collect();
+    let cluster = ClusterValues {
+        name: "homelab".into(),
+        kubernetes_version: "1.34".into(),
+        kubernetes_patch_version: None,
+        pod_cidr: "10.10.0.0/16".into(),
+        service_cidr: "10.96.0.0/12".into(),
+        cni: "weave".into(),
+        control_plane_endpoint: "192.168.0.150:6443".into(),
+        advertise_address: "192.168.0.150".into(),
+    };
+    let mirrors = MirrorValues {
+        kubernetes_apt: context::DEFAULT_KUBERNETES_APT.into(),
+        kubernetes_apt_key: None,
+        docker_apt: context::DEFAULT_DOCKER_APT.into(),
+        cni_manifest: None,
+    };
+    let contexts = context::build(&cluster, &hosts, &mirrors, None);
+    let infos = hosts
+        .iter()
+        .map(|h| HostInfo { name: h.name.clone(), control_plane: h.roles[0] == "control-plane", worker: h.roles[0] == "worker" })
+        .collect();
+    let roles = RoleSet::load(None).unwrap();
+    let engine = Engine::new(infos, hosts.iter().map(|h| h.address.clone()).collect(), contexts, &roles, &Selection::default()).unwrap();
+    let facts = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| blank_facts(&engine.fact_scripts[i], &os("arm64", "debian", "bookworm", "12", n, true), true))
+        .collect();
+    (engine, facts)
+}
+
+fn plan_of(engine: &Engine, facts: Vec<HostFacts>) -> crate::plan::Planned {
+    let n = facts.len();
+    let gathered = super::Gathered {
+        remotes: vec![None; n],
+        statuses: vec![crate::plan::HostStatus::Ready; n],
+        facts: facts.into_iter().map(Ok).collect(),
+    };
+    engine.plan(&gathered)
+}
+
+#[test]
+fn empty_rpi_homelab_plan_reads_well() {
+    let (engine, facts) = rpi_homelab();
+    let planned = plan_of(&engine, facts);
+    let text = crate::plan::render_text(&planned.plan, false);
+    insta::assert_snapshot!("rpi_homelab_empty_text", text);
+    insta::assert_snapshot!("rpi_homelab_empty_markdown", crate::plan::render_markdown(&planned.plan));
+}
