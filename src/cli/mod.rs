@@ -1,7 +1,103 @@
-//! Command-line interface. The only module that knows about terminals and miette rendering.
+//! Command-line interface: clap arguments, one file per subcommand, miette rendering and exit
+//! codes. The only module that knows about terminals.
+//!
+//! Exit codes: 0 success (plan: no changes); 1 error or invalid input; 2 (plan) changes
+//! pending. See README.md.
 
+mod apply;
+mod connect;
+mod validate;
+mod plan;
+mod setup;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "kprov", version, about = "Declarative, agentless provisioning of kubeadm Kubernetes clusters over SSH", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Globals {
+    /// More output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and the final summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Colour: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Plain timestamped lines instead of progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// A directory of roles (and templates/) overlaying the built-in ones.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub roles: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Globals {
+    pub fn color(&self, stream_is_terminal: bool) -> bool {
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check an inventory and report every problem at once.
+    Validate(validate::ValidateArgs),
+    /// Read the hosts' facts and show what apply would change (exit 0: none, 2: changes, 1: error).
+    Plan(plan::PlanArgs),
+    /// Bring the hosts to the state the inventory describes (or carry out a saved plan).
+    Apply(apply::ApplyArgs),
+    /// Print the JSON Schema of the inventory.
+    Schema,
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 2 for usage errors; kprov keeps 2 for "plan has changes".
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    setup::install(&cli.globals);
+    match &cli.command {
+        Command::Validate(a) => validate::run(a, &cli.globals),
+        Command::Plan(a) => plan::run(a, &cli.globals),
+        Command::Apply(a) => apply::run(a, &cli.globals),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&crate::inventory::schema()).expect("schema serializes"));
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "kprov", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    }
 }

@@ -18,6 +18,11 @@ pub struct Plan {
     /// The inventory file the plan was made from, so `kprov apply plan.json` finds it.
     #[serde(default)]
     pub inventory: String,
+    /// `--limit` hosts and `--tags` the plan was made with; applying it uses the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     pub hosts: Vec<HostPlan>,
     pub steps: Vec<Step>,
     pub summary: Summary,
@@ -107,6 +112,8 @@ impl Plan {
             kprov_version: env!("CARGO_PKG_VERSION").to_string(),
             inputs_sha256: String::new(),
             inventory: String::new(),
+            limit: vec![],
+            tags: vec![],
             summary: Summary::of(&steps),
             hosts,
             steps,

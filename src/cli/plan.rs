@@ -1,0 +1,136 @@
+//! `kprov plan INVENTORY`: read every host's facts and show what apply would change.
+//! Exit codes (as Terraform's -detailed-exitcode): 0 no changes, 2 changes, 1 error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::Globals;
+use super::connect::{self, SshConnector};
+use crate::engine::{Gathered, saved};
+use crate::graph::Selection;
+use crate::inventory::{self, Inventory};
+use crate::plan::{Plan, Planned, render_json, render_markdown, render_text};
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+    /// Print the plan as JSON (versioned, see format_version).
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the plan as Markdown for a pull-request comment.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Save the plan to FILE for `kprov apply FILE`.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Only these hosts (comma-separated names).
+    #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
+    pub limit: Vec<String>,
+    /// Only these roles or tags (comma-separated), e.g. prepare,packages.
+    #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
+    pub tags: Vec<String>,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub concurrency: usize,
+}
+
+/// What plan and apply share: a valid inventory, the engine, the facts and the plan.
+pub struct Prepared {
+    /// Read by apply for its after-steps (admin.conf, smoke test).
+    #[allow(dead_code)]
+    pub inventory: Inventory,
+    pub engine: crate::engine::Engine,
+    pub connector: Arc<SshConnector>,
+    pub gathered: Gathered,
+    pub planned: Planned,
+}
+
+pub fn load_inventory(path: &std::path::Path, g: &Globals) -> Option<Inventory> {
+    let loaded = inventory::load(path);
+    super::validate::report(&loaded, g).cloned()
+}
+
+pub async fn prepare(inv: Inventory, select: &SelectArgs, g: &Globals) -> miette::Result<Prepared> {
+    connect::check_limit(&inv, &select.limit)?;
+    let roles = connect::roles(g.roles.as_deref())?;
+    let selection = Selection { hosts: select.limit.clone(), tags: select.tags.clone() };
+    let engine = connect::engine(&inv, &roles, &selection)?;
+    let connector = Arc::new(SshConnector::new(&inv));
+    let gathered = engine.gather(connector.clone(), select.concurrency).await;
+    let mut planned = engine.plan(&gathered);
+    planned.plan.inputs_sha256 = saved::inputs_digest(&inv.source, &roles);
+    planned.plan.inventory = inv.name.clone();
+    planned.plan.limit = select.limit.clone();
+    planned.plan.tags = select.tags.clone();
+    Ok(Prepared { inventory: inv, engine, connector, gathered, planned })
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime")
+}
+
+pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
+    let Some(inv) = load_inventory(&args.inventory, g) else { return ExitCode::from(1) };
+    let rt = runtime();
+    let result = rt.block_on(async {
+        let p = prepare(inv, &args.select, g).await?;
+        p.connector.close_all().await;
+        Ok::<Plan, miette::Report>(p.planned.plan)
+    });
+    let plan = match result {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e:?}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(out) = &args.out {
+        if let Err(e) = write_atomic(out, render_json(&plan).as_bytes()) {
+            eprintln!("cannot write {}: {e}", out.display());
+            return ExitCode::from(1);
+        }
+    }
+    let text = if args.json {
+        render_json(&plan)
+    } else if args.markdown {
+        render_markdown(&plan)
+    } else {
+        render_text(&plan, g.color(std::io::stdout().is_terminal()))
+    };
+    print!("{text}");
+    if let Some(out) = &args.out {
+        if !args.json && !args.markdown && !g.quiet {
+            println!("Saved the plan to {}; apply it with: kprov apply {}", out.display(), out.display());
+        }
+    }
+    exit_code(&plan)
+}
+
+pub fn exit_code(plan: &Plan) -> ExitCode {
+    if plan.has_errors() {
+        ExitCode::from(1)
+    } else if plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Write a file whole or not at all.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(".{}.kprov-tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

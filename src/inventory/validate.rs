@@ -1,0 +1,638 @@
+//! From YAML text to a validated [`Inventory`], collecting every problem on the way.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Serialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::diagnostic::{Diagnostic, Place, did_you_mean};
+use super::model::{BastionSpec, HostKeyPolicy, HostSpec, InventoryFile, MirrorsSpec, PreflightSpec, RaspberryPiSpec, Role, SshSpec};
+use super::{Loaded, MAX_DEPTH, MAX_SIZE};
+
+pub const SUPPORTED_MINORS: std::ops::RangeInclusive<u32> = 31..=34;
+pub const DEFAULT_MINOR: u32 = 34;
+pub const CNIS: &[&str] = &["calico", "flannel", "cilium", "weave", "canal", "kube-router"];
+
+/// A validated inventory. Only [`parse`](super::parse) makes one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inventory {
+    /// Where it was read from (as given), for messages and saved plans.
+    pub name: String,
+    /// The text it was parsed from, for digests.
+    #[serde(skip)]
+    pub source: Arc<String>,
+    pub cluster: Cluster,
+    pub hosts: Vec<Host>,
+    pub mirrors: MirrorsSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    /// "1.34"
+    pub kubernetes_version: String,
+    /// "v1.34.2" when a patch release is pinned.
+    pub kubernetes_patch_version: Option<String>,
+    pub pod_cidr: IpNet,
+    pub service_cidr: IpNet,
+    pub cni: String,
+    pub cni_manifest: Option<String>,
+    pub control_plane_endpoint: Option<String>,
+    pub advertise_address: Option<String>,
+    pub container_runtime: String,
+    pub fetch_admin_conf: Option<PathBuf>,
+    pub smoke_test: bool,
+    pub preflight: PreflightSpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub roles: Vec<Role>,
+    pub ssh: SshSettings,
+    pub labels: BTreeMap<String, String>,
+    pub raspberry_pi: RaspberryPiSpec,
+}
+
+impl Host {
+    pub fn is_control_plane(&self) -> bool {
+        self.roles.contains(&Role::ControlPlane)
+    }
+
+    pub fn is_worker(&self) -> bool {
+        self.roles.contains(&Role::Worker)
+    }
+}
+
+/// SSH settings of one host: the defaults merged with its overrides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SshSettings {
+    pub user: String,
+    /// Whether `user` was written in the inventory (else ~/.ssh/config may supply it).
+    pub user_explicit: bool,
+    pub port: u16,
+    pub port_explicit: bool,
+    pub identity_files: Vec<PathBuf>,
+    pub agent: bool,
+    pub known_hosts: PathBuf,
+    pub host_key_policy: HostKeyPolicy,
+    pub become_: bool,
+    pub become_password_env: Option<String>,
+    pub bastion: Option<BastionSpec>,
+    pub connect_timeout: Duration,
+    pub use_ssh_config: bool,
+}
+
+impl Inventory {
+    pub fn control_planes(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.is_control_plane())
+    }
+
+    pub fn first_control_plane(&self) -> &Host {
+        self.control_planes().next().expect("validation guarantees a control plane")
+    }
+
+    /// The API endpoint every node uses: the configured one, else the first control plane.
+    pub fn endpoint(&self) -> String {
+        self.cluster
+            .control_plane_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}:6443", self.advertise_address()))
+    }
+
+    pub fn advertise_address(&self) -> String {
+        self.cluster.advertise_address.clone().unwrap_or_else(|| self.first_control_plane().address.clone())
+    }
+}
+
+pub(crate) fn place(loc: &Location) -> Option<Place> {
+    if loc.line() == 0 {
+        return None;
+    }
+    let span = loc.span();
+    let offset = span.byte_offset()? as usize;
+    let len = span.byte_len().map(|l| l as usize).unwrap_or(span.len() as usize).max(1);
+    Some(Place { offset, len })
+}
+
+fn at<T>(s: &Spanned<T>) -> Option<Place> {
+    place(&s.referenced)
+}
+
+pub(crate) fn parse_and_validate(source: &str, name: &str) -> Loaded {
+    let src = Arc::new(source.to_string());
+    let finish = |diagnostics: Vec<Diagnostic>, inventory| Loaded {
+        inventory,
+        diagnostics: diagnostics.into_iter().map(|d| d.in_file(name, &src)).collect(),
+    };
+    if source.len() > MAX_SIZE {
+        return finish(vec![Diagnostic::error("kprov::inventory::too_large", format!("the inventory is {} bytes; the limit is {MAX_SIZE}", source.len()))], None);
+    }
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    budget.max_documents = 1;
+    let options = serde_saphyr::options! { budget: Some(budget), with_snippet: false };
+    let file: InventoryFile = match serde_saphyr::from_str_with_options(source, options) {
+        Ok(f) => f,
+        Err(e) => return finish(vec![yaml_diagnostic(&e, source)], None),
+    };
+    let mut v = Validator { diags: vec![] };
+    let inventory = v.inventory(&file, name, &src);
+    let has_errors = v.diags.iter().any(Diagnostic::is_error);
+    finish(v.diags, if has_errors { None } else { inventory })
+}
+
+/// Turn a serde-saphyr error into a diagnostic with a useful hint.
+fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
+    use serde_saphyr::Error as E;
+    let mut inner = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
+        inner = error;
+    }
+    let loc = inner.location().or_else(|| e.location());
+    let at = loc.as_ref().and_then(place);
+    match inner {
+        E::SerdeUnknownField { field, expected, .. } => {
+            let d = Diagnostic::error("kprov::inventory::unknown_key", format!("unknown key `{field}`")).label(at, "not a key here");
+            match did_you_mean(field, expected.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`? Keys allowed here: {}", expected.join(", "))),
+                None => d.help(format!("keys allowed here: {}", expected.join(", "))),
+            }
+        }
+        E::SerdeUnknownVariant { variant, expected, .. } => {
+            let d = Diagnostic::error("kprov::inventory::unknown_value", format!("unknown value `{variant}`")).label(at, "not one of the allowed values");
+            match did_you_mean(variant, expected.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`? Allowed: {}", expected.join(", "))),
+                None => d.help(format!("allowed: {}", expected.join(", "))),
+            }
+        }
+        E::SerdeMissingField { field, .. } => Diagnostic::error("kprov::inventory::missing_key", format!("missing key `{field}`"))
+            .label(at, format!("`{field}` is required in this mapping"))
+            .help(match *field {
+                "hosts" => "list the hosts: hosts: [{ name: k8s-01, address: 192.168.0.150, roles: [control-plane] }]",
+                "name" | "address" | "roles" => "every host needs name, address and roles",
+                _ => "see docs/inventory.md for the keys of this section",
+            }),
+        E::SerdeInvalidType { .. } | E::SerdeInvalidValue { .. } => {
+            Diagnostic::error("kprov::inventory::wrong_type", strip_location(&inner.to_string()))
+                .label(at, "wrong type")
+                .help("see docs/inventory.md for the type of each key; quote values such as versions (\"1.34\")")
+        }
+        E::DuplicateMappingKey { key, .. } => Diagnostic::error(
+            "kprov::inventory::duplicate_key",
+            format!("key {} appears twice in the same mapping", key.as_deref().map(|k| format!("`{k}`")).unwrap_or_else(|| "".into())),
+        )
+        .label(at, "second occurrence")
+        .help("YAML keeps only one of them; remove or merge the duplicate"),
+        E::Budget { .. } => Diagnostic::error("kprov::inventory::limits", strip_location(&inner.to_string()))
+            .label(at, "here")
+            .help(format!("inventories may nest at most {MAX_DEPTH} levels and hold one document")),
+        _ => {
+            let _ = source;
+            Diagnostic::error("kprov::inventory::yaml", format!("YAML syntax error: {}", strip_location(&inner.to_string())))
+                .label(at, "here")
+                .help("check the indentation and quoting around this place")
+        }
+    }
+}
+
+/// serde-saphyr appends "at line L column C" to messages; the label already shows it.
+fn strip_location(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or(msg);
+    match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first.to_string(),
+    }
+}
+
+struct Validator {
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator {
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn inventory(&mut self, f: &InventoryFile, name: &str, src: &Arc<String>) -> Option<Inventory> {
+        let hosts = self.hosts(f);
+        let cluster = self.cluster(f, &hosts);
+        self.ssh_secrets(&f.ssh);
+        Some(Inventory { name: name.to_string(), source: src.clone(), cluster: cluster?, hosts: hosts?, mirrors: f.mirrors.clone() })
+    }
+
+    fn hosts(&mut self, f: &InventoryFile) -> Option<Vec<Host>> {
+        let list = &f.hosts;
+        if list.value.is_empty() {
+            self.push(
+                Diagnostic::error("kprov::inventory::no_hosts", "the inventory lists no hosts")
+                    .label(at(list), "empty")
+                    .help("add at least one host with roles: [control-plane]"),
+            );
+            return None;
+        }
+        let mut ok = true;
+        let mut names: BTreeMap<&str, &Spanned<String>> = BTreeMap::new();
+        let mut addresses: BTreeMap<String, &Spanned<String>> = BTreeMap::new();
+        for h in &list.value {
+            let h = &h.value;
+            ok &= self.host_name(&h.name);
+            ok &= self.address(&h.address);
+            if let Some(first) = names.insert(&h.name.value, &h.name) {
+                ok = false;
+                self.push(
+                    Diagnostic::error("kprov::inventory::duplicate_host", format!("host name `{}` is used twice", h.name.value))
+                        .label(at(&h.name), "second use")
+                        .label(at(first), "first use")
+                        .help("host names become Kubernetes node names and must be unique"),
+                );
+            }
+            let key = h.address.value.to_ascii_lowercase();
+            if let Some(first) = addresses.insert(key, &h.address) {
+                ok = false;
+                self.push(
+                    Diagnostic::error("kprov::inventory::duplicate_address", format!("address `{}` is used by two hosts", h.address.value))
+                        .label(at(&h.address), "second use")
+                        .label(at(first), "first use")
+                        .help("each host needs its own address; two entries for one machine would configure it twice"),
+                );
+            }
+            if h.roles.value.is_empty() {
+                ok = false;
+                self.push(
+                    Diagnostic::error("kprov::inventory::no_roles", format!("host `{}` has no roles", h.name.value))
+                        .label(at(&h.roles), "empty")
+                        .help("give it roles: [control-plane] or roles: [worker]"),
+                );
+            }
+            if let Some(ssh) = &h.ssh {
+                self.ssh_secrets(ssh);
+                if let Some(t) = &ssh.connect_timeout {
+                    ok &= self.duration(t).is_some();
+                }
+            }
+        }
+        let cps: Vec<&HostSpec> = list.value.iter().map(|h| &h.value).filter(|h| h.roles.value.contains(&Role::ControlPlane)).collect();
+        if cps.is_empty() {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::no_control_plane", "no host has the control-plane role")
+                    .label(at(list), "none of these hosts is a control plane")
+                    .help("give the first host roles: [control-plane]; kubeadm init runs there"),
+            );
+        } else if cps.len() % 2 == 0 {
+            self.push(
+                Diagnostic::warning(
+                    "kprov::inventory::even_control_planes",
+                    format!("{} control planes: etcd needs a majority, so an even number tolerates no more failures than one less", cps.len()),
+                )
+                .label(at(&cps[cps.len() - 1].roles), "this control plane adds no fault tolerance")
+                .help(format!("use {} or {} control planes", cps.len() - 1, cps.len() + 1)),
+            );
+        }
+        let default_timeout = match &f.ssh.connect_timeout {
+            Some(t) => self.duration(t)?,
+            None => Duration::from_secs(10),
+        };
+        if !ok {
+            return None;
+        }
+        Some(
+            list.value
+                .iter()
+                .map(|h| {
+                    let h = &h.value;
+                    let ssh = effective_ssh(&f.ssh, h.ssh.as_ref(), default_timeout, |t| parse_duration(&t.value).ok());
+                    let mut roles = h.roles.value.clone();
+                    roles.sort();
+                    roles.dedup();
+                    Host {
+                        name: h.name.value.clone(),
+                        address: h.address.value.clone(),
+                        roles,
+                        ssh,
+                        labels: h.labels.clone(),
+                        raspberry_pi: h.raspberry_pi.clone(),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn host_name(&mut self, name: &Spanned<String>) -> bool {
+        let n = &name.value;
+        let valid = !n.is_empty()
+            && n.len() <= 63
+            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !n.starts_with('-')
+            && !n.ends_with('-');
+        if !valid {
+            let lower = n.to_ascii_lowercase().replace(['_', '.', ' '], "-");
+            self.push(
+                Diagnostic::error("kprov::inventory::host_name", format!("`{n}` is not a valid node name"))
+                    .label(at(name), "invalid name")
+                    .help(format!(
+                        "Kubernetes node names are lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit{}",
+                        if lower != *n && !lower.is_empty() { format!(" (e.g. `{}`)", lower.trim_matches('-')) } else { String::new() }
+                    )),
+            );
+        }
+        valid
+    }
+
+    fn address(&mut self, addr: &Spanned<String>) -> bool {
+        let a = &addr.value;
+        let valid = a.parse::<IpAddr>().is_ok()
+            || (!a.is_empty()
+                && a.len() <= 253
+                && a.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')));
+        if !valid {
+            self.push(
+                Diagnostic::error("kprov::inventory::address", format!("`{a}` is not an IP address or DNS name"))
+                    .label(at(addr), "invalid address")
+                    .help("write an IPv4/IPv6 address (192.168.0.150) or a host name (k8s-01.lan); SSH port and user go under ssh:"),
+            );
+        }
+        valid
+    }
+
+    fn duration(&mut self, t: &Spanned<String>) -> Option<Duration> {
+        match parse_duration(&t.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.push(
+                    Diagnostic::error("kprov::inventory::duration", format!("`{}` is not a duration: {e}", t.value))
+                        .label(at(t), "invalid duration")
+                        .help("write a number with a unit: 500ms, 10s, 2m"),
+                );
+                None
+            }
+        }
+    }
+
+    fn ssh_secrets(&mut self, ssh: &SshSpec) {
+        for (key, v) in [("password", &ssh.password), ("become_password", &ssh.become_password)] {
+            if let Some(v) = v {
+                self.push(
+                    Diagnostic::error("kprov::inventory::plaintext_secret", format!("`{key}` would put a password in the inventory"))
+                        .label(at(v), "remove this")
+                        .help(if key == "password" {
+                            "kprov logs in with keys (private_key, identity_files or ssh-agent); passwords are not supported"
+                        } else {
+                            "put the sudo password in an environment variable and name it: become_password_env: KPROV_BECOME_PASSWORD"
+                        }),
+                );
+            }
+        }
+    }
+
+    fn cidr(&mut self, s: &Spanned<String>, what: &str) -> Option<IpNet> {
+        match s.value.parse::<IpNet>() {
+            Ok(net) if net.trunc() == net => Some(net),
+            Ok(net) => {
+                self.push(
+                    Diagnostic::error("kprov::inventory::cidr", format!("{what} `{}` has host bits set", s.value))
+                        .label(at(s), "not a network address")
+                        .help(format!("did you mean `{}`?", net.trunc())),
+                );
+                None
+            }
+            Err(_) => {
+                self.push(
+                    Diagnostic::error("kprov::inventory::cidr", format!("{what} `{}` is not a CIDR", s.value))
+                        .label(at(s), "invalid CIDR")
+                        .help("write an address and a prefix length, e.g. 10.244.0.0/16"),
+                );
+                None
+            }
+        }
+    }
+
+    fn cluster(&mut self, f: &InventoryFile, hosts: &Option<Vec<Host>>) -> Option<Cluster> {
+        let c = &f.cluster;
+        let mut ok = true;
+        let (minor, patch) = match &c.kubernetes_version {
+            None => (format!("1.{DEFAULT_MINOR}"), None),
+            Some(v) => match self.version(v) {
+                Some(x) => x,
+                None => {
+                    ok = false;
+                    (String::new(), None)
+                }
+            },
+        };
+        let pod = match &c.pod_cidr {
+            Some(s) => self.cidr(s, "pod_cidr"),
+            None => Some("10.244.0.0/16".parse().expect("valid")),
+        };
+        let svc = match &c.service_cidr {
+            Some(s) => self.cidr(s, "service_cidr"),
+            None => Some("10.96.0.0/12".parse().expect("valid")),
+        };
+        if let (Some(p), Some(s)) = (pod, svc) {
+            if p.contains(&s.network()) || s.contains(&p.network()) {
+                ok = false;
+                let mut d = Diagnostic::error("kprov::inventory::cidr_overlap", format!("pod_cidr {p} and service_cidr {s} overlap"))
+                    .help("pods and services need separate ranges, e.g. pod_cidr: 10.244.0.0/16 and service_cidr: 10.96.0.0/12");
+                if let Some(x) = &c.pod_cidr {
+                    d = d.label(at(x), "pod network");
+                }
+                if let Some(x) = &c.service_cidr {
+                    d = d.label(at(x), "service network");
+                }
+                self.push(d);
+            }
+        }
+        ok &= pod.is_some() && svc.is_some();
+        let cni = match &c.cni {
+            None => "calico".to_string(),
+            Some(s) if CNIS.contains(&s.value.as_str()) => {
+                if s.value == "weave" {
+                    self.push(
+                        Diagnostic::warning("kprov::inventory::weave_archived", "Weave Net is archived upstream: no fixes since 2.8.1 (2021)")
+                            .label(at(s), "archived CNI")
+                            .help("it still works with the pinned manifest; for a new cluster prefer `flannel` (simplest) or `calico` (network policies)"),
+                    );
+                }
+                s.value.clone()
+            }
+            Some(s) => {
+                ok = false;
+                let d = Diagnostic::error("kprov::inventory::cni", format!("unsupported CNI `{}`", s.value)).label(at(s), "unknown CNI");
+                self.push(match did_you_mean(&s.value.to_ascii_lowercase(), CNIS.iter().copied()) {
+                    Some(m) => d.help(format!("did you mean `{m}`? Supported: {}", CNIS.join(", "))),
+                    None => d.help(format!("supported: {}", CNIS.join(", "))),
+                });
+                String::new()
+            }
+        };
+        if let Some(rt) = &c.container_runtime {
+            if rt.value != "containerd" {
+                ok = false;
+                self.push(
+                    Diagnostic::error("kprov::inventory::runtime", format!("unsupported container runtime `{}`", rt.value))
+                        .label(at(rt), "not supported")
+                        .help("kprov installs containerd (Docker's containerd.io package); remove the key or write containerd"),
+                );
+            }
+        }
+        if let Some(ep) = &c.control_plane_endpoint {
+            let (host, port) = match ep.value.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, Some(p)),
+                _ => (ep.value.as_str(), None),
+            };
+            if host.is_empty() || port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0)) {
+                ok = false;
+                self.push(
+                    Diagnostic::error("kprov::inventory::endpoint", format!("`{}` is not host[:port]", ep.value))
+                        .label(at(ep), "invalid endpoint")
+                        .help("write the load balancer's or VIP's address, e.g. k8s-api.lan:6443"),
+                );
+            }
+        }
+        if let Some(hosts) = hosts {
+            let cps: Vec<&Host> = hosts.iter().filter(|h| h.is_control_plane()).collect();
+            if cps.len() > 1 && c.control_plane_endpoint.is_none() {
+                ok = false;
+                self.push(
+                    Diagnostic::error("kprov::inventory::ha_endpoint", format!("{} control planes but no control_plane_endpoint", cps.len()))
+                        .label(at(&f.hosts), "several control planes")
+                        .help("an HA cluster needs a stable API address in front of every control plane (a load balancer or a VIP): cluster.control_plane_endpoint: k8s-api.lan:6443"),
+                );
+            }
+            if let Some(adv) = &c.advertise_address {
+                if !cps.iter().any(|h| h.address == adv.value) {
+                    ok = false;
+                    let known: Vec<&str> = cps.iter().map(|h| h.address.as_str()).collect();
+                    self.push(
+                        Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` is not the address of a control-plane host", adv.value))
+                            .label(at(adv), "no control plane has this address")
+                            .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
+                    );
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(Cluster {
+            name: c.name.clone().unwrap_or_else(|| "kubernetes".into()),
+            kubernetes_version: minor,
+            kubernetes_patch_version: patch,
+            pod_cidr: pod?,
+            service_cidr: svc?,
+            cni,
+            cni_manifest: c.cni_manifest.clone(),
+            control_plane_endpoint: c.control_plane_endpoint.as_ref().map(|e| {
+                if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) { e.value.clone() } else { format!("{}:6443", e.value) }
+            }),
+            advertise_address: c.advertise_address.as_ref().map(|a| a.value.clone()),
+            container_runtime: "containerd".into(),
+            fetch_admin_conf: c.fetch_admin_conf.as_ref().map(|p| expand_home(p)),
+            smoke_test: c.smoke_test,
+            preflight: c.preflight.clone(),
+        })
+    }
+
+    /// "1.34" or "1.34.2" (a leading v is accepted) → ("1.34", Some("v1.34.2")).
+    fn version(&mut self, v: &Spanned<super::model::VersionText>) -> Option<(String, Option<String>)> {
+        let text = v.value.text();
+        let t = text.trim_start_matches('v');
+        let parts: Vec<&str> = t.split('.').collect();
+        let nums: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
+        let float = matches!(v.value, super::model::VersionText::Number(_));
+        match nums.as_deref() {
+            Some([1, minor]) | Some([1, minor, _]) if SUPPORTED_MINORS.contains(minor) => {
+                let minor_s = format!("1.{minor}");
+                Some((minor_s, (parts.len() == 3).then(|| format!("v{t}"))))
+            }
+            Some([1, minor]) | Some([1, minor, _]) => {
+                let mut d = Diagnostic::error("kprov::inventory::kubernetes_version", format!("Kubernetes {text} is not supported"))
+                    .label(at(v), "unsupported version");
+                d = if float && *minor < 10 {
+                    d.help(format!("YAML read this as the number {text}; quote it: kubernetes_version: \"1.{minor}0\""))
+                } else {
+                    d.help(format!("supported: 1.{} to 1.{}", SUPPORTED_MINORS.start(), SUPPORTED_MINORS.end()))
+                };
+                self.push(d);
+                None
+            }
+            _ => {
+                self.push(
+                    Diagnostic::error("kprov::inventory::kubernetes_version", format!("`{text}` is not a Kubernetes version"))
+                        .label(at(v), "invalid version")
+                        .help(format!("write a minor (\"1.{DEFAULT_MINOR}\") or a patch release (\"1.{DEFAULT_MINOR}.2\")")),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn effective_ssh(defaults: &SshSpec, host: Option<&SshSpec>, default_timeout: Duration, dur: impl Fn(&Spanned<String>) -> Option<Duration>) -> SshSettings {
+    let empty = SshSpec::default();
+    let h = host.unwrap_or(&empty);
+    macro_rules! pick {
+        ($f:ident) => {
+            h.$f.clone().or_else(|| defaults.$f.clone())
+        };
+    }
+    let user = pick!(user);
+    let port = pick!(port);
+    let mut identity_files: Vec<PathBuf> = vec![];
+    for src in [h, defaults] {
+        if src.private_key.is_some() || src.identity_files.is_some() {
+            identity_files.extend(src.private_key.iter().map(|p| expand_home(p)));
+            identity_files.extend(src.identity_files.iter().flatten().map(|p| expand_home(p)));
+            break;
+        }
+    }
+    SshSettings {
+        user_explicit: user.is_some(),
+        user: user.unwrap_or_else(|| "root".into()),
+        port_explicit: port.is_some(),
+        port: port.unwrap_or(22),
+        identity_files,
+        agent: pick!(agent).unwrap_or(true),
+        known_hosts: expand_home(&pick!(known_hosts).unwrap_or_else(|| "~/.ssh/known_hosts".into())),
+        host_key_policy: pick!(host_key_policy).unwrap_or(HostKeyPolicy::Strict),
+        become_: pick!(become_).unwrap_or(true),
+        become_password_env: pick!(become_password_env),
+        bastion: pick!(bastion),
+        connect_timeout: h.connect_timeout.as_ref().and_then(&dur).unwrap_or(default_timeout),
+        use_ssh_config: pick!(use_ssh_config).unwrap_or(true),
+    }
+}
+
+/// `~/x` → `$HOME/x`.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// `500ms`, `10s`, `2m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| "no number".to_string())?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("unknown unit `{other}`")),
+    };
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err("must be between 1ms and 24h".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

@@ -1,0 +1,64 @@
+//! Transport errors. Each names the host, so a failed run says which machine and why.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum TransportError {
+    #[error("{host}: cannot connect to {addr}: {message}")]
+    #[diagnostic(code(kprov::ssh::unreachable), help("check that the host is up, the address and port are right, and sshd is running"))]
+    Unreachable { host: String, addr: String, message: String },
+
+    #[error("{host}: timed out {during} after {secs:.1}s")]
+    #[diagnostic(code(kprov::ssh::timeout), help("the host stopped answering; check it is not paused, overloaded or cut off"))]
+    Timeout { host: String, during: String, secs: f64 },
+
+    #[error("{host}: authentication failed for user {user} (tried: {})", tried.join(", "))]
+    #[diagnostic(code(kprov::ssh::auth), help("check ssh.user and ssh.private_key (or load the key into ssh-agent), and the user's authorized_keys on the host"))]
+    AuthFailed { host: String, user: String, tried: Vec<String> },
+
+    #[error("{host}: HOST KEY CHANGED: the host's {algorithm} key {fingerprint} does not match the one recorded in {}:{line}", file.display())]
+    #[diagnostic(code(kprov::ssh::host_key_changed), help("someone may be intercepting the connection, or the host was reinstalled; if you know it was reinstalled, remove line {line} of that file (ssh-keygen -R HOST) and connect again"))]
+    HostKeyMismatch { host: String, algorithm: String, fingerprint: String, file: PathBuf, line: usize },
+
+    #[error("{host}: unknown host key {fingerprint}")]
+    #[diagnostic(code(kprov::ssh::host_key_unknown), help("verify the fingerprint, then add the key: ssh-keyscan -H {addr} >> ~/.ssh/known_hosts, or set ssh.host_key_policy: accept-new"))]
+    UnknownHostKey { host: String, addr: String, fingerprint: String },
+
+    #[error("{host}: the host key {fingerprint} is revoked in {}:{line}", file.display())]
+    #[diagnostic(code(kprov::ssh::host_key_revoked))]
+    RevokedHostKey { host: String, fingerprint: String, file: PathBuf, line: usize },
+
+    #[error("{host}: sudo refused to run commands as {user}: {message}")]
+    #[diagnostic(code(kprov::ssh::sudo), help("the SSH user needs sudo rights; if sudo asks for a password, set ssh.become_password_env to the name of an environment variable holding it"))]
+    BecomeFailed { host: String, user: String, message: String },
+
+    #[error("{host}: cannot read private key {}: {message}", path.display())]
+    #[diagnostic(code(kprov::ssh::key))]
+    Key { host: String, path: PathBuf, message: String },
+
+    #[error("{host}: {message}")]
+    #[diagnostic(code(kprov::ssh::protocol))]
+    Protocol { host: String, message: String },
+}
+
+impl TransportError {
+    pub fn host(&self) -> &str {
+        match self {
+            TransportError::Unreachable { host, .. }
+            | TransportError::Timeout { host, .. }
+            | TransportError::AuthFailed { host, .. }
+            | TransportError::HostKeyMismatch { host, .. }
+            | TransportError::UnknownHostKey { host, .. }
+            | TransportError::RevokedHostKey { host, .. }
+            | TransportError::BecomeFailed { host, .. }
+            | TransportError::Key { host, .. }
+            | TransportError::Protocol { host, .. } => host,
+        }
+    }
+
+    /// Connection set-up failures that a retry may cure (the host is booting, a packet was
+    /// lost). Never host-key or auth errors.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TransportError::Unreachable { .. } | TransportError::Timeout { .. })
+    }
+}

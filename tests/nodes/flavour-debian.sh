@@ -1,0 +1,2 @@
+# Flavour debian: plain Debian bookworm. Nothing to add.
+true
