@@ -55,7 +55,7 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     rm -rf "$rootfs"
     trap - EXIT
   fi
-  docker import "$rootfs_tar" "$base" >/dev/null
+  docker import --platform "linux/$arch" "$rootfs_tar" "$base" >/dev/null
 fi
 
 ctx=$(mktemp -d)

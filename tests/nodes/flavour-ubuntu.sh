@@ -1,6 +1,7 @@
 # Flavour ubuntu (a test double): Debian's packages, but the release files say Ubuntu 24.04
 # "noble", so kprov takes its Ubuntu code paths (Docker's ubuntu repository, codename noble).
-cat > /etc/os-release <<'OSR'
+rm -f /etc/os-release /usr/lib/os-release
+cat > /usr/lib/os-release <<'OSR'
 PRETTY_NAME="Ubuntu 24.04.3 LTS"
 NAME="Ubuntu"
 VERSION_ID="24.04"
@@ -10,6 +11,5 @@ ID=ubuntu
 ID_LIKE=debian
 UBUNTU_CODENAME=noble
 OSR
-rm -f /usr/lib/os-release
-cp /etc/os-release /usr/lib/os-release
+ln -s ../usr/lib/os-release /etc/os-release
 printf 'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\nDISTRIB_DESCRIPTION="Ubuntu 24.04.3 LTS"\n' > /etc/lsb-release
