@@ -235,7 +235,7 @@ impl Session {
         let started = Instant::now();
         let _permit = self.inner.channels.acquire().await.map_err(|_| TransportError::Protocol { host: o.host.clone(), message: "session closed".into() })?;
         let run = async {
-            let mut channel = self.inner.handle.channel_open_session().await.map_err(|e| self.lost(e))?;
+            let mut channel = self.open_channel().await?;
             let result = async {
                 channel.exec(true, wrapped.as_bytes()).await.map_err(|e| self.lost(e))?;
                 if let Some(bytes) = stdin {
@@ -308,6 +308,22 @@ impl Session {
             }
             None => (format!("sudo -n -H -u {user} -- sh -c {inner}"), opts.stdin.clone(), true),
         })
+    }
+
+    /// Open a session channel. sshd frees a closed channel's slot asynchronously, so under a
+    /// full load an open can be refused for a moment; retrying is safe because nothing ran yet.
+    async fn open_channel(&self) -> Result<russh::Channel<client::Msg>, TransportError> {
+        let mut attempt = 0u64;
+        loop {
+            match self.inner.handle.channel_open_session().await {
+                Ok(c) => return Ok(c),
+                Err(russh::Error::ChannelOpenFailure(_)) if attempt < 8 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+                }
+                Err(e) => return Err(self.lost(e)),
+            }
+        }
     }
 
     fn lost(&self, e: russh::Error) -> TransportError {

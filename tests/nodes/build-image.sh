@@ -63,7 +63,7 @@ trap 'rm -rf "$ctx"' EXIT
 cp "$here/Dockerfile" "$ctx/"
 cat "$here/setup.sh" "$here/flavour-$flavour.sh" > "$ctx/setup.sh"
 cp "$key.pub" "$ctx/authorized_keys"
-docker build -q --platform "linux/$arch" --build-arg BASE="$base" -t "$tag" "$ctx" >/dev/null
+docker build -q --build-arg BASE="$base" -t "$tag" "$ctx" >/dev/null
 docker save -o "$cache/$flavour-$recipe_hash.tar.tmp" "$tag"
 mv "$cache/$flavour-$recipe_hash.tar.tmp" "$cache/$flavour-$recipe_hash.tar"
 echo "$tag"
