@@ -15,6 +15,7 @@ mod apt_repository;
 pub mod capture;
 mod command;
 mod file;
+mod kernel_cmdline;
 mod kernel_module;
 mod line;
 mod reboot;
@@ -27,6 +28,7 @@ pub use apt_repository::AptRepository;
 pub use capture::Capture;
 pub use command::Command;
 pub use file::File;
+pub use kernel_cmdline::KernelCmdline;
 pub use kernel_module::KernelModule;
 pub use line::Line;
 pub use reboot::Reboot;
@@ -84,6 +86,7 @@ pub enum ResourceSpec {
     Line(Line),
     Sysctl(Sysctl),
     KernelModule(KernelModule),
+    KernelCmdline(KernelCmdline),
     SwapOff(SwapOff),
     AptRepository(AptRepository),
     AptPackages(AptPackages),
@@ -100,6 +103,7 @@ impl ResourceSpec {
             ResourceSpec::Line(r) => r,
             ResourceSpec::Sysctl(r) => r,
             ResourceSpec::KernelModule(r) => r,
+            ResourceSpec::KernelCmdline(r) => r,
             ResourceSpec::SwapOff(r) => r,
             ResourceSpec::AptRepository(r) => r,
             ResourceSpec::AptPackages(r) => r,
@@ -117,6 +121,7 @@ impl ResourceSpec {
             ResourceSpec::Line(_) => "line",
             ResourceSpec::Sysctl(_) => "sysctl",
             ResourceSpec::KernelModule(_) => "kernel_module",
+            ResourceSpec::KernelCmdline(_) => "kernel_cmdline",
             ResourceSpec::SwapOff(_) => "swap_off",
             ResourceSpec::AptRepository(_) => "apt_repository",
             ResourceSpec::AptPackages(_) => "apt_packages",

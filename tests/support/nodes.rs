@@ -324,7 +324,7 @@ fn run_node(network: &str, n: &Node, image: &str) -> Result<(), String> {
     let ip = n.ip.to_string();
     let out = docker(&[
         "run", "-d", "--name", &n.container, "--hostname", &n.name, "--label", "kprov-test=1",
-        "--network", network, "--ip", &ip,
+        "--network", network, "--ip", &ip, "--restart", "unless-stopped",
         "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
         "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
