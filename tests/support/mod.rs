@@ -2,4 +2,5 @@
 //! repository with Kubernetes test doubles (apt_repo.rs).
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod nodes;

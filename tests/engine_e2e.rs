@@ -1,0 +1,79 @@
+//! The engine end to end through the kprov binary on real nodes: host preparation (swap,
+//! kernel modules, sysctl) applied, re-applied with nothing to do, drift made by hand reported
+//! and fixed, and a saved plan refused once a host changed.
+
+mod support;
+
+use support::cli::{Kprov, code, p, text};
+use support::nodes::{Flavour, NodeSet};
+
+#[test]
+fn converge_noop_drift_and_saved_plans() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian]);
+    // Swap state a fresh host would have: a swap line in fstab (the container cannot swapon).
+    for i in 0..2 {
+        set.sh(i, "echo '/swap.img none swap sw 0 0' >> /etc/fstab; sysctl -w net.ipv4.ip_forward=0");
+    }
+    let k = Kprov::new();
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], "  cni: flannel\n", "");
+    let inv = p(&inv);
+
+    // Plan: changes pending → exit 2, and it shows the sysctl diff.
+    let plan = k.run(&["plan", inv, "--tags", "prepare"]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(out.contains("+net.ipv4.ip_forward                 = 1"), "{out}");
+    assert!(out.contains("# /swap.img none swap sw 0 0"), "{out}");
+
+    let apply = k.run(&["apply", inv, "--tags", "prepare"]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    for i in 0..2 {
+        assert_eq!(set.sh(i, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+        assert!(set.sh(i, "cat /etc/sysctl.d/k8s.conf").contains("net.ipv4.ip_forward                 = 1"));
+        assert_eq!(set.sh(i, "cat /etc/modules-load.d/k8s.conf"), "# Managed by kprov.\noverlay\nbr_netfilter\n");
+        assert!(set.sh(i, "cat /etc/fstab").contains("# /swap.img none swap sw 0 0"));
+        assert_eq!(set.sh(i, "ls -A /etc/sysctl.d | grep -c kprov || true").trim(), "0", "no temp file left behind");
+    }
+
+    // Second run: nothing to do, one connection and one command per host.
+    let before: Vec<usize> = (0..2).map(|i| set.accepted_connections(i)).collect();
+    let again = k.run(&["apply", inv, "--tags", "prepare"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("No changes."), "{}", text(&again));
+    for i in 0..2 {
+        assert_eq!(set.accepted_connections(i) - before[i], 1);
+    }
+    let plan = k.run(&["plan", inv, "--tags", "prepare"]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+
+    // Drift by hand: a sysctl reset at runtime on one host, the modules file edited on the other.
+    set.sh(0, "sysctl -w net.ipv4.ip_forward=0");
+    set.sh(1, "echo overlay > /etc/modules-load.d/k8s.conf");
+    let plan = k.run(&["plan", inv, "--tags", "prepare"]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(out.contains("net.ipv4.ip_forward: 0 → 1"), "{out}");
+    assert!(out.contains("+br_netfilter"), "{out}");
+
+    // A saved plan applies while nothing changed...
+    let saved = k.path("plan.json");
+    let plan = k.run(&["plan", inv, "--tags", "prepare", "-o", p(&saved)]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    // ...but not after another change on a host.
+    set.sh(1, "echo '# hand edit' >> /etc/sysctl.d/k8s.conf");
+    let refused = k.run(&["apply", p(&saved)]);
+    assert_eq!(code(&refused), 1, "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(err.contains("stale") && err.contains("host h2 changed"), "{err}");
+    assert_eq!(set.sh(0, "cat /proc/sys/net/ipv4/ip_forward").trim(), "0", "a refused plan changes nothing");
+
+    // A fresh saved plan applies and converges both hosts.
+    let plan = k.run(&["plan", inv, "--tags", "prepare", "-o", p(&saved)]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    let apply = k.run(&["apply", p(&saved)]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    assert_eq!(set.sh(0, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+    assert!(!set.sh(1, "cat /etc/sysctl.d/k8s.conf").contains("hand edit"));
+    let plan = k.run(&["plan", inv, "--tags", "prepare"]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+}
