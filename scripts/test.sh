@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine of this kind (root): installs what the tests
+# need (Docker engine if none answers, debootstrap, qemu-user-static for the arm64 node, the
+# OpenSSH client, dpkg-dev and gpg for the local apt repository), builds or loads the cached
+# test-node images, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v gpg >/dev/null || need+=(gnupg)
+command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
+[ -e /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need+=(binfmt-support)
+if ! docker info >/dev/null 2>&1; then
+  command -v dockerd >/dev/null || need+=(docker.io)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  log "starting the Docker engine"
+  (systemctl start docker 2>/dev/null || service docker start 2>/dev/null || (nohup dockerd >/var/log/kprov-dockerd.log 2>&1 &)) || true
+  for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "no Docker engine answers, and starting one failed (see /var/log/kprov-dockerd.log)" >&2; exit 1; }
+fi
+# The arm64 node runs under qemu-user: binfmt_misc must be mounted and the handler enabled.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+fi
+update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "cannot register qemu-aarch64 with binfmt_misc; the Raspberry Pi tests need it" >&2; exit 1; }
+
+log "test-node images (built once, then cached)"
+for flavour in debian ubuntu rpi; do
+  bash tests/nodes/build-image.sh "$flavour" >/dev/null
+done
+if [ -x tests/doubles/build-repo.sh ]; then
+  log "local apt repository with the Kubernetes test doubles"
+  bash tests/doubles/build-repo.sh >/dev/null
+fi
+
+log "cargo test"
+# Test binaries run one after another; inside one, tests share the node budget (tests/support).
+cargo test --locked --all-targets -- --test-threads "${KPROV_TEST_THREADS:-3}"
