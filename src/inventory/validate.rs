@@ -121,6 +121,22 @@ pub(crate) fn place(loc: &Location) -> Option<Place> {
     Some(Place { offset, len })
 }
 
+/// Scanner errors carry line and column but no byte offset: find it in the source.
+fn place_from_line_column(source: &str, loc: &Location) -> Option<Place> {
+    let line = usize::try_from(loc.line()).ok()?.checked_sub(1)?;
+    let column = usize::try_from(loc.column()).ok()?.saturating_sub(1);
+    let mut offset = 0;
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i == line {
+            let within: usize = l.chars().take(column).map(char::len_utf8).sum();
+            let len = l[within..].chars().next().map_or(0, char::len_utf8).max(1);
+            return Some(Place { offset: offset + within, len });
+        }
+        offset += l.len();
+    }
+    None
+}
+
 fn at<T>(s: &Spanned<T>) -> Option<Place> {
     place(&s.referenced)
 }
@@ -156,7 +172,7 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
         inner = error;
     }
     let loc = inner.location().or_else(|| e.location());
-    let at = loc.as_ref().and_then(place);
+    let at = loc.as_ref().and_then(|l| place(l).or_else(|| place_from_line_column(source, l)));
     match inner {
         E::SerdeUnknownField { field, expected, .. } => {
             let d = Diagnostic::error("kprov::inventory::unknown_key", format!("unknown key `{field}`")).label(at, "not a key here");
@@ -179,6 +195,18 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
                 "name" | "address" | "roles" => "every host needs name, address and roles",
                 _ => "see docs/inventory.md for the keys of this section",
             }),
+        E::InvalidScalar { ty, .. } => {
+            let found = at.and_then(|p| source.get(p.offset..p.offset + p.len)).unwrap_or("this value");
+            let want = match *ty {
+                t if t.starts_with('u') || t.starts_with('i') => "a whole number",
+                "bool" => "true or false",
+                "f32" | "f64" => "a number",
+                other => other,
+            };
+            Diagnostic::error("kprov::inventory::wrong_type", format!("expected {want}, found `{found}`"))
+                .label(at, format!("not {want}"))
+                .help("see docs/inventory.md for the type of each key")
+        }
         E::SerdeInvalidType { .. } | E::SerdeInvalidValue { .. } => {
             Diagnostic::error("kprov::inventory::wrong_type", strip_location(&inner.to_string()))
                 .label(at, "wrong type")
@@ -194,7 +222,6 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
             .label(at, "here")
             .help(format!("inventories may nest at most {MAX_DEPTH} levels and hold one document")),
         _ => {
-            let _ = source;
             Diagnostic::error("kprov::inventory::yaml", format!("YAML syntax error: {}", strip_location(&inner.to_string())))
                 .label(at, "here")
                 .help("check the indentation and quoting around this place")
