@@ -217,8 +217,10 @@ impl Remote for SshRemote {
             let started = Instant::now();
             let host = self.options.host.clone();
             let session = self.session.lock().await.clone();
+            // The kernel's boot id, and when PID 1 started: either changes when the host restarted
+            // (the second also for a system container, whose kernel keeps running).
             let boot_id = |s: Session| async move {
-                s.exec("cat /proc/sys/kernel/random/boot_id", ExecOptions { timeout: Some(Duration::from_secs(20)), ..Default::default() })
+                s.exec("echo \"$(cat /proc/sys/kernel/random/boot_id) $(cut -d' ' -f22 /proc/1/stat)\"", ExecOptions { timeout: Some(Duration::from_secs(20)), ..Default::default() })
                     .await
                     .map(|o| o.stdout_text().trim().to_string())
             };

@@ -2,5 +2,6 @@
 //! repository with Kubernetes test doubles (apt_repo.rs).
 #![allow(dead_code)]
 
+pub mod apt_repo;
 pub mod cli;
 pub mod nodes;
