@@ -56,3 +56,52 @@ fn ubuntu_control_plane_and_debian_workers_from_empty_to_ready() {
     assert_eq!(code(&apply), 0, "{}", text(&apply));
     assert_eq!(nodes_ready(&set, 0).matches(" Ready ").count(), 3);
 }
+
+#[test]
+fn ha_three_control_planes_and_a_worker() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian, Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    let k = Kprov::new();
+    let cluster = format!(
+        "  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n",
+        set.node(0).ip,
+        repo.manifest("calico.yaml")
+    );
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "control-plane"), (2, "control-plane"), (3, "worker")], &cluster, &repo.mirrors_yaml());
+    let apply = k.run(&["apply", p(&inv)]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    let nodes = nodes_ready(&set, 0);
+    assert_eq!(nodes.matches(" Ready ").count(), 4, "{nodes}");
+    assert_eq!(nodes.matches("control-plane").count(), 3, "{nodes}");
+    // Joined control planes got the admin kubeconfig; the certificate key never showed.
+    assert!(set.exec(1, "test -f /etc/kubernetes/admin.conf").status.success());
+    assert!(!regex::Regex::new(r"[0-9a-f]{64}").unwrap().is_match(&String::from_utf8_lossy(&apply.stdout)));
+    let again = k.run(&["plan", p(&inv)]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+}
+
+#[test]
+fn a_wrong_join_token_fails_clearly_and_stays_secret() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    let k = Kprov::new();
+    // A role overlay whose capture hands the worker a made-up token with the real CA hash.
+    let roles = k.path("roles");
+    std::fs::create_dir_all(&roles).unwrap();
+    std::fs::write(
+        roles.join("80-join-command.yaml"),
+        "name: join-command\nhosts: first-control-plane\nafter: [control-plane-init]\nresources:\n  - name: join-command\n    capture:\n      name: join_command\n      run: kubeadm token create --print-join-command | sed 's/--token [^ ]*/--token zzzzzz.0123456789abcdef/'\n",
+    )
+    .unwrap();
+    let cluster = format!("  cni: weave\n  cni_manifest: {}\n", repo.manifest("weave-daemonset-k8s.yaml"));
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], &cluster, &repo.mirrors_yaml());
+    let apply = k.run(&["apply", p(&inv), "--roles", p(&roles)]);
+    assert_eq!(code(&apply), 1, "{}", text(&apply));
+    let all = text(&apply);
+    assert!(all.contains("h2: worker-join/kubeadm-join FAILED"), "{all}");
+    assert!(all.contains("is invalid for this cluster or it has expired"), "{all}");
+    assert!(!all.contains("zzzzzz.0123456789abcdef"), "the token is redacted: {all}");
+    // The control plane is done; only the worker failed.
+    assert!(String::from_utf8_lossy(&apply.stdout).lines().any(|l| l.starts_with("h1 ") && l.contains(" 0  ") ), "{all}");
+    assert!(!set.exec(1, "test -f /etc/kubernetes/kubelet.conf").status.success());
+}
