@@ -105,3 +105,32 @@ fn a_wrong_join_token_fails_clearly_and_stays_secret() {
     assert!(String::from_utf8_lossy(&apply.stdout).lines().any(|l| l.starts_with("h1 ") && l.contains(" 0  ") ), "{all}");
     assert!(!set.exec(1, "test -f /etc/kubernetes/kubelet.conf").status.success());
 }
+
+#[test]
+fn raspberry_pi_homelab_with_the_cgroup_reboot() {
+    // The seed guide's homelab: a Raspberry Pi OS control plane (real arm64 userland under
+    // emulation) and three workers, Weave Net, pod network 10.10.0.0/16.
+    let set = NodeSet::start(&[Flavour::RaspberryPi, Flavour::Debian, Flavour::Debian, Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    // A Pi as flashed: dphys-swapfile enabled.
+    assert_eq!(set.sh(0, "systemctl is-enabled dphys-swapfile").trim(), "enabled");
+    let k = Kprov::new();
+    let cluster = format!("  kubernetes_version: \"1.34\"\n  pod_cidr: 10.10.0.0/16\n  cni: weave\n  cni_manifest: {}\n", repo.manifest("weave-daemonset-k8s.yaml"));
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker"), (3, "worker")], &cluster, &repo.mirrors_yaml());
+    let plan = k.run(&["plan", p(&inv)]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(out.contains("+console=serial0,115200") && out.contains("cgroup_memory=1 cgroup_enable=memory"), "{out}");
+    assert!(out.contains("raspberry-pi/reboot"), "{out}");
+    let before = set.sh(0, "cut -d' ' -f22 /proc/1/stat");
+    let apply = k.run(&["apply", p(&inv)]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    assert_ne!(set.sh(0, "cut -d' ' -f22 /proc/1/stat"), before, "the Pi was rebooted");
+    assert!(set.sh(0, "cat /boot/firmware/cmdline.txt").trim_end().ends_with("rootwait cgroup_memory=1 cgroup_enable=memory"));
+    assert_eq!(set.sh(0, "systemctl is-enabled dphys-swapfile || true").trim(), "masked");
+    assert_eq!(set.sh(0, "dpkg --print-architecture").trim(), "arm64");
+    let nodes = nodes_ready(&set, 0);
+    assert_eq!(nodes.matches(" Ready ").count(), 4, "{nodes}");
+    let again = k.run(&["plan", p(&inv)]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+}

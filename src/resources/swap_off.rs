@@ -21,8 +21,9 @@ impl SwapOff {
         self.services
             .iter()
             .filter(|s| match ctx.facts.get(&FactQuery::Service { name: (*s).clone() }) {
+                // Stopped and either masked or disabled: it will not bring swap back.
                 Some(FactValue::Service(ServiceFact { exists, active, enablement, .. })) => {
-                    *exists && (*active || enablement != "masked")
+                    *exists && (*active || !matches!(enablement.as_str(), "masked" | "masked-runtime" | "disabled"))
                 }
                 _ => false,
             })
@@ -55,7 +56,7 @@ impl Resource for SwapOff {
             change = change.attribute("fstab", Some(line.clone()), Some(format!("# {line}")));
         }
         for s in services {
-            change = change.attribute(&format!("service {s}"), Some("enabled".into()), Some("stopped, masked".into()));
+            change = change.attribute(&format!("service {s}"), Some("enabled".into()), Some("stopped, disabled, masked".into()));
         }
         Ok(Check::Change(change))
     }
@@ -65,7 +66,8 @@ impl Resource for SwapOff {
         // Stop the units first so they cannot recreate swap between swapoff and the mask.
         for svc in self.live_services(ctx) {
             let q = quote(svc)?;
-            s.push_str(&format!("systemctl stop {q} || true\nsystemctl mask {q}\n"));
+            // Masking fails for a unit file in /etc/systemd/system; disabled is enough then.
+            s.push_str(&format!("systemctl stop {q} || true\nsystemctl disable {q} 2>/dev/null || true\nsystemctl mask {q} 2>/dev/null || systemctl disable {q}\n"));
         }
         s.push_str("swapoff -a\n");
         // Comment out swap entries, keeping the file's mode and owner (sed -i renames a temp file).

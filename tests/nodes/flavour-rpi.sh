@@ -12,7 +12,7 @@ cat > /usr/sbin/dphys-swapfile <<'SH'
 echo "dphys-swapfile $*" >> /var/log/dphys-swapfile.log
 SH
 chmod 0755 /usr/sbin/dphys-swapfile
-cat > /etc/systemd/system/dphys-swapfile.service <<'UNIT'
+cat > /lib/systemd/system/dphys-swapfile.service <<'UNIT'
 [Unit]
 Description=Stand-in for Raspberry Pi OS's dphys-swapfile (test double)
 
