@@ -27,6 +27,11 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
         cni: inv.cluster.cni.clone(),
         control_plane_endpoint: inv.endpoint(),
         advertise_address: inv.advertise_address(),
+        preflight: crate::preflight::Policy {
+            min_cpus: inv.cluster.preflight.min_cpus,
+            min_memory_mib: inv.cluster.preflight.min_memory_mib,
+            ignore: inv.cluster.preflight.ignore.clone(),
+        },
     };
     let hosts: Vec<HostValues> = inv
         .hosts

@@ -33,6 +33,7 @@ pub struct ClusterValues {
     /// host:port; the first control plane's address and 6443 when not set.
     pub control_plane_endpoint: String,
     pub advertise_address: String,
+    pub preflight: crate::preflight::Policy,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -116,7 +116,29 @@ impl Engine {
                 facts_fingerprint: gathered.facts[h].as_ref().ok().map(|f| f.fingerprint()),
             })
             .collect();
-        planner.plan(&gathered.facts, hosts)
+        let mut planned = planner.plan(&gathered.facts, hosts);
+        self.cross_host_preflight(gathered, &mut planned);
+        planned
+    }
+
+    /// Problems only visible across hosts (duplicate hostnames, cloned MACs) fail the
+    /// preflight step of each host involved.
+    fn cross_host_preflight(&self, gathered: &Gathered, planned: &mut Planned) {
+        let policy = self.contexts.first().and_then(|c| serde_json::from_value::<crate::preflight::Policy>(c["cluster"]["preflight"].clone()).ok()).unwrap_or_default();
+        let os: Vec<(usize, &crate::facts::OsFact)> =
+            gathered.facts.iter().enumerate().filter_map(|(i, f)| f.as_ref().ok().and_then(|f| f.os()).map(|o| (i, o))).collect();
+        for (host, problem) in crate::preflight::check_cluster(&os, &policy) {
+            let id = format!("{}/preflight/checks", self.hosts[host].name);
+            if let Some(step) = planned.plan.steps.iter_mut().find(|s| s.id == id) {
+                let message = format!("preflight failed: [{}] {}", problem.code, problem.message);
+                step.outcome = match &step.outcome {
+                    crate::plan::Outcome::Error { message: m } if !m.contains(&message) => crate::plan::Outcome::Error { message: format!("{m}; {message}") },
+                    crate::plan::Outcome::Error { message: m } => crate::plan::Outcome::Error { message: m.clone() },
+                    _ => crate::plan::Outcome::Error { message },
+                };
+            }
+        }
+        planned.plan.summary = crate::plan::Summary::of(&planned.plan.steps);
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn os(arch: &str, id: &str, codename: &str, version: &str, hostname: 
         raspberry_pi_os: pi,
         memory_cgroup: !pi,
         listening: vec!["tcp/22".into()],
-        macs: vec![format!("dc:a6:32:00:00:{:02x}", hostname.len())],
+        macs: vec![format!("dc:a6:32:00:00:{:02x}", hostname.bytes().map(u32::from).sum::<u32>() % 256)],
         ..Default::default()
     }
 }
@@ -100,6 +100,7 @@ pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
         cni: "weave".into(),
         control_plane_endpoint: "192.168.0.150:6443".into(),
         advertise_address: "192.168.0.150".into(),
+        preflight: crate::preflight::Policy::default(),
     };
     let mirrors = MirrorValues {
         kubernetes_apt: context::DEFAULT_KUBERNETES_APT.into(),
@@ -139,4 +140,29 @@ fn empty_rpi_homelab_plan_reads_well() {
     let text = crate::plan::render_text(&planned.plan, false);
     insta::assert_snapshot!("rpi_homelab_empty_text", text);
     insta::assert_snapshot!("rpi_homelab_empty_markdown", crate::plan::render_markdown(&planned.plan));
+}
+
+#[test]
+fn preflight_failures_name_every_problem_and_block_the_host() {
+    let (engine, mut facts) = rpi_homelab();
+    // A one-CPU board, and a worker cloned from another's SD card (same hostname and MAC).
+    if let Some(crate::facts::FactValue::Os(os)) = facts[1].values.get_mut(&FactQuery::Os) {
+        os.cpus = 1;
+        os.listening.push("tcp/10250".into());
+    }
+    let clone = facts[2].os().unwrap().clone();
+    if let Some(crate::facts::FactValue::Os(os)) = facts[3].values.get_mut(&FactQuery::Os) {
+        os.hostname = clone.hostname.clone();
+        os.macs = clone.macs.clone();
+    }
+    let planned = plan_of(&engine, facts);
+    assert!(planned.plan.has_errors());
+    let text = crate::plan::render_text(&planned.plan, false);
+    let line = |host: &str| text.lines().find(|l| l.contains("preflight/checks") && text.split(host).count() > 1).map(str::to_string);
+    assert!(line("k8s-02").is_some(), "{text}");
+    assert!(text.contains("[cpus] 1 CPU(s), at least 2 needed"), "{text}");
+    assert!(text.contains("[ports] ports needed by Kubernetes are in use: tcp/10250"), "{text}");
+    assert!(text.contains("[hostname] hostname \"k8s-03\" is also the hostname of another host"), "{text}");
+    assert!(text.contains("[mac] MAC address"), "{text}");
+    assert!(!text.contains("k8s-01/preflight") && !text.lines().any(|l| l.contains("! preflight") && l.contains("k8s-01")));
 }

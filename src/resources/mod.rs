@@ -18,6 +18,7 @@ mod file;
 mod kernel_cmdline;
 mod kernel_module;
 mod line;
+mod preflight;
 mod reboot;
 mod service;
 mod swap_off;
@@ -31,6 +32,7 @@ pub use file::File;
 pub use kernel_cmdline::KernelCmdline;
 pub use kernel_module::KernelModule;
 pub use line::Line;
+pub use preflight::Preflight;
 pub use reboot::Reboot;
 pub use service::Service;
 pub use swap_off::SwapOff;
@@ -84,6 +86,7 @@ pub enum CheckError {
 pub enum ResourceSpec {
     File(File),
     Line(Line),
+    Preflight(Preflight),
     Sysctl(Sysctl),
     KernelModule(KernelModule),
     KernelCmdline(KernelCmdline),
@@ -101,6 +104,7 @@ impl ResourceSpec {
         match self {
             ResourceSpec::File(r) => r,
             ResourceSpec::Line(r) => r,
+            ResourceSpec::Preflight(r) => r,
             ResourceSpec::Sysctl(r) => r,
             ResourceSpec::KernelModule(r) => r,
             ResourceSpec::KernelCmdline(r) => r,
@@ -119,6 +123,7 @@ impl ResourceSpec {
         match self {
             ResourceSpec::File(_) => "file",
             ResourceSpec::Line(_) => "line",
+            ResourceSpec::Preflight(_) => "preflight",
             ResourceSpec::Sysctl(_) => "sysctl",
             ResourceSpec::KernelModule(_) => "kernel_module",
             ResourceSpec::KernelCmdline(_) => "kernel_cmdline",

@@ -2,6 +2,7 @@
 //! `roles/` and `templates/` directories, so a new file cannot be forgotten here.
 
 pub const ROLES: &[(&str, &str)] = &[
+    ("00-preflight.yaml", include_str!("../../roles/00-preflight.yaml")),
     ("10-swap.yaml", include_str!("../../roles/10-swap.yaml")),
     ("20-kernel.yaml", include_str!("../../roles/20-kernel.yaml")),
     ("30-raspberry-pi.yaml", include_str!("../../roles/30-raspberry-pi.yaml")),

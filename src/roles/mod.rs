@@ -218,7 +218,7 @@ mod tests {
     fn embedded_roles_load_and_are_ordered() {
         let set = RoleSet::load(None).unwrap();
         let names: Vec<&str> = set.roles.iter().map(|(_, r)| r.name.as_str()).collect();
-        assert_eq!(names.first(), Some(&"swap"));
+        assert_eq!(names.first(), Some(&"preflight"));
         assert!(names.contains(&"control-plane-init") && names.contains(&"worker-join"));
         assert!(set.templates.contains_key("kubeadm/init.yaml.j2"));
     }

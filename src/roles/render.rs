@@ -53,6 +53,18 @@ impl Renderer {
     /// Render every string inside `value` as a template.
     pub fn render_value(&self, pass: Pass, value: &Json, ctx: &Json) -> Result<Json, String> {
         Ok(match value {
+            // A string that is one expression and nothing else keeps the expression's type, so
+            // a role can pass a list or a number (`ignore: "{{ cluster.preflight.ignore }}"`).
+            Json::String(s) if is_single_expression(s) => {
+                let expr = s.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+                let compiled = self.env(pass).compile_expression(expr).map_err(describe)?;
+                let v = compiled.eval(Value::from(minijinja::value::Serde(ctx))).map_err(describe)?;
+                if v.is_undefined() {
+                    Json::String(String::new())
+                } else {
+                    serde_json::to_value(&v).map_err(|e| e.to_string())?
+                }
+            }
             Json::String(s) if s.contains("{{") || s.contains("{%") => {
                 let out = self
                     .env(pass)
@@ -114,6 +126,11 @@ fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'st
         }
     }
     env
+}
+
+fn is_single_expression(s: &str) -> bool {
+    let t = s.trim();
+    t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1 && t.matches("}}").count() == 1 && !t.contains("{%")
 }
 
 fn describe(e: minijinja::Error) -> String {
