@@ -17,7 +17,10 @@ fn ubuntu_control_plane_and_debian_workers_from_empty_to_ready() {
     let set = NodeSet::start(&[Flavour::Ubuntu, Flavour::Debian, Flavour::Debian]);
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
-    let cluster = format!("  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let cluster = format!(
+        "  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n  smoke_test: true\n  fetch_admin_conf: ./kube/admin.conf\n",
+        repo.manifest("kube-flannel.yml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker")], &cluster, &repo.mirrors_yaml());
     let inv = p(&inv);
 
@@ -27,6 +30,19 @@ fn ubuntu_control_plane_and_debian_workers_from_empty_to_ready() {
     assert_eq!(code(&apply), 0, "{}", text(&apply));
     let nodes = nodes_ready(&set, 0);
     assert_eq!(nodes.matches(" Ready ").count(), 3, "{nodes}");
+    // kprov checked the same thing itself, ran the smoke test and cleaned it up, and fetched
+    // the admin kubeconfig with mode 0600.
+    let log = String::from_utf8_lossy(&apply.stderr);
+    assert!(log.contains("cluster: 3/3 nodes Ready"), "{}", text(&apply));
+    assert!(log.contains("cluster: smoke test passed"), "{}", text(&apply));
+    assert!(!set.sh(0, "kubectl --kubeconfig /etc/kubernetes/admin.conf get deployments -A").contains("kprov-smoke-test"));
+    let fetched = k.path("kube/admin.conf");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&fetched).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&fetched).unwrap(), set.sh(0, "cat /etc/kubernetes/admin.conf"));
+    for name in ["h1", "h2", "h3"] {
+        assert!(nodes.contains(name), "node names are the inventory's: {nodes}");
+    }
     // What the guide does by hand, checked on the hosts.
     for i in 0..3 {
         assert!(set.sh(i, "cat /etc/containerd/config.toml").contains("SystemdCgroup = true"));
@@ -46,6 +62,19 @@ fn ubuntu_control_plane_and_debian_workers_from_empty_to_ready() {
     let again = k.run(&["apply", inv]);
     assert_eq!(code(&again), 0, "{}", text(&again));
     assert!(String::from_utf8_lossy(&again.stdout).contains("No changes."), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("admin kubeconfig unchanged at"), "{}", text(&again));
+
+    // A node that stops being Ready is reported, with exit 1, even when nothing needed changing.
+    let networked = |on: bool| {
+        set.sh(0, &format!("python3 -c \"import json; p='/var/lib/kube-double/api.json'; s=json.load(open(p)); s['networked']={}; json.dump(s, open(p,'w'))\"", if on { "True" } else { "False" }));
+    };
+    networked(false);
+    let sick = k.run(&["apply", "--json", inv]);
+    assert_eq!(code(&sick), 1, "{}", text(&sick));
+    let report: serde_json::Value = serde_json::from_slice(&sick.stdout).unwrap();
+    let problem = report["cluster"]["problems"][0].as_str().unwrap_or_default();
+    assert!(problem.contains("not Ready") && problem.contains("h1, h2, h3"), "{}", text(&sick));
+    networked(true);
 
     // A worker that lost its membership (reset by hand) is joined again by the next apply.
     set.sh(2, "kubeadm reset -f");

@@ -1,6 +1,7 @@
 //! `kprov apply INVENTORY | PLAN.json`: bring the hosts to the inventory's state. A saved plan
 //! is applied only if the inventory, roles and every host's facts are what they were.
-//! Exit codes: 0 success (or nothing to do), 1 any failure.
+//! Exit codes: 0 success (or nothing to do), 1 any failure: a host failed, or the check after
+//! the run found a node not Ready or the smoke test failing (see `after`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::Globals;
+use super::{Globals, after};
 use super::plan::{SelectArgs, load_inventory, prepare, runtime};
 use crate::apply::{ApplyOptions, ApplyReport, Event, HostRuntime, StepStatus, apply};
 use crate::engine::saved;
@@ -106,8 +107,18 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             }
         };
         let report = apply(&p.engine.graph, &p.planned, &hosts, &options, &progress).await;
+        let after = if report.success() && !report.interrupted {
+            let say = |line: &str| {
+                if !quiet {
+                    eprintln!("[{:7.1}s] {line}", started.elapsed().as_secs_f64());
+                }
+            };
+            after::run(&p.inventory, &p.engine, &p.gathered, p.connector.as_ref(), report.changed() > 0, &say).await
+        } else {
+            after::AfterReport::default()
+        };
         p.connector.close_all().await;
-        Ok(Some(report))
+        Ok(Some((report, after)))
     });
     match result {
         Err(e) => {
@@ -118,13 +129,18 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             eprintln!("The plan has errors and nothing to change; nothing was done.");
             ExitCode::from(1)
         }
-        Ok(Some(report)) => {
+        Ok(Some((report, after))) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+                let mut v = serde_json::to_value(&report).expect("json");
+                v["cluster"] = serde_json::to_value(&after).expect("json");
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
                 print!("{}", summary(&report));
+                for p in &after.problems {
+                    println!("Cluster check: {p}");
+                }
             }
-            if report.success() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if report.success() && after.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success (plan: no changes); 1 error or invalid input; 2 (plan) changes
 //! pending. See README.md.
 
+mod after;
 mod apply;
 mod connect;
 mod validate;

@@ -47,8 +47,7 @@ pub struct SelectArgs {
 
 /// What plan and apply share: a valid inventory, the engine, the facts and the plan.
 pub struct Prepared {
-    /// Read by apply for its after-steps (admin.conf, smoke test).
-    #[allow(dead_code)]
+    /// Read by apply for its after-steps (nodes Ready, smoke test, admin.conf).
     pub inventory: Inventory,
     pub engine: crate::engine::Engine,
     pub connector: Arc<SshConnector>,

@@ -52,6 +52,22 @@ def hostname():
     return socket.gethostname()
 
 
+def node_name():
+    """The node's name: as the real kubelet, --hostname-override from kubeadm-flags.env."""
+    try:
+        m = re.search(r"--hostname-override=(\S+?)\"?$", open("/var/lib/kubelet/kubeadm-flags.env").read().strip())
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    return hostname()
+
+
+def write_node_name(node):
+    if node != hostname():
+        write("/var/lib/kubelet/kubeadm-flags.env", 'KUBELET_KUBEADM_ARGS="--hostname-override=%s"\n' % node)
+
+
 # ---------------------------------------------------------------- the API (served by kubelet)
 
 LOCK = threading.Lock()
@@ -363,6 +379,7 @@ def kubeadm_init(args):
     for m in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
         write(K8S + "/manifests/%s.yaml" % m, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    command: [%s, --advertise-address=%s, --service-cluster-ip-range=%s, --cluster-cidr=%s]\n" % (m, m, m, advertise, yaml_field(cfg, "serviceSubnet") or "10.96.0.0/12", pod_cidr), 0o600)
     write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: %s\n" % (yaml_field(cfg, "cgroupDriver") or "systemd"))
+    write_node_name(node)
     token = "%s.%s" % (secrets.token_hex(3), secrets.token_hex(8))
     cert_key = secrets.token_hex(32) if "upload-certs" in opts else ""
     os.makedirs(STATE_DIR, exist_ok=True)
@@ -410,6 +427,7 @@ def kubeadm_join(args):
     write(K8S + "/pki/ca.crt", out.get("ca", ""))
     write(K8S + "/kubelet.conf", kubeconfig("https://" + endpoint, "system:node:" + node), 0o600)
     write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n")
+    write_node_name(node)
     if cp:
         write(K8S + "/admin.conf", kubeconfig("https://" + endpoint, "kubernetes-admin"), 0o600)
         write(K8S + "/manifests/etcd.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n", 0o600)
@@ -461,7 +479,7 @@ def kubeadm_reset(args):
     if os.path.exists(conf):
         try:
             base = api_url(conf)
-            req = urllib.request.Request(base + "/delete", data=json.dumps({"kind": "node", "name": hostname()}).encode(), method="POST")
+            req = urllib.request.Request(base + "/delete", data=json.dumps({"kind": "node", "name": node_name()}).encode(), method="POST")
             urllib.request.urlopen(req, timeout=3).close()
         except Exception:
             print("[reset] The API server is unreachable: the node is not removed from the cluster")
@@ -495,7 +513,7 @@ def kubelet(args):
         try:
             base = api_url(K8S + "/kubelet.conf") if os.path.exists(K8S + "/kubelet.conf") else None
             if base:
-                req = urllib.request.Request(base + "/heartbeat", data=json.dumps({"name": hostname()}).encode(), method="POST")
+                req = urllib.request.Request(base + "/heartbeat", data=json.dumps({"name": node_name()}).encode(), method="POST")
                 urllib.request.urlopen(req, timeout=3).close()
         except Exception:
             pass
@@ -519,7 +537,7 @@ def manifest_objects(text):
 
 
 def kubectl(args):
-    opts, rest = parse_flags(args, {"kubeconfig", "namespace", "n", "filename", "image", "replicas", "output", "c", "container"})
+    opts, rest = parse_flags(args, {"kubeconfig", "namespace", "n", "filename", "image", "replicas", "output", "c", "container", "timeout"})
     if "n" in opts and "namespace" not in opts:
         opts["namespace"] = opts["n"]
     if not rest:
@@ -601,6 +619,18 @@ def kubectl(args):
         obj = {"kind": "Deployment", "name": what[1], "namespace": opts.get("namespace", "default"), "image": opts.get("image"), "replicas": int(opts.get("replicas", 1))}
         call(base, "POST", "/apply", {"objects": [obj]})
         print("deployment.apps/%s created" % what[1])
+        return
+    if verb == "rollout" and what[:1] == ["status"] and len(what) > 1:
+        # A deployment rolls out once a CNI gave the pods a network and a node can take them.
+        kind, _, name = what[1].partition("/")
+        ns = opts.get("namespace", "default")
+        _, objs = call(base, "GET", "/objects")
+        if not any(o["kind"].lower() == kind.lower() and o["name"] == name and o["namespace"] == ns for o in objs):
+            die('Error from server (NotFound): deployments.apps "%s" not found' % name)
+        _, nodes = call(base, "GET", "/nodes")
+        if not any(n["ready"] and not n.get("unschedulable") for n in nodes):
+            die("error: timed out waiting for the condition")
+        print('deployment "%s" successfully rolled out' % name)
         return
     if verb == "set" and what[:1] == ["env"]:
         print("%s env updated" % what[1])
