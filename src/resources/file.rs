@@ -50,7 +50,7 @@ impl Resource for File {
         let want_hash = crate::digest::sha256_hex(self.content.as_bytes());
         let lines = self.content.lines().count();
         if !current.exists {
-            let mut change = Change::new(Action::Create, format!("file {} ({lines} lines, mode {:04o})", self.path, self.mode));
+            let mut change = Change::new(Action::Create, format!("file {} ({lines} line{}, mode {:04o})", self.path, if lines == 1 { "" } else { "s" }, self.mode));
             change.sensitive = self.sensitive;
             if !self.sensitive {
                 change.content = Some(ContentChange { path: self.path.clone(), old: None, new: self.content.clone() });

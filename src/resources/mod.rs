@@ -252,5 +252,3 @@ pub(crate) fn missing(q: &FactQuery) -> CheckError {
     CheckError::MissingFact(format!("{q:?}"))
 }
 
-#[cfg(test)]
-pub(crate) mod fixture;
