@@ -97,8 +97,36 @@ fn ha_three_control_planes_and_a_worker() {
         repo.manifest("calico.yaml")
     );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "control-plane"), (2, "control-plane"), (3, "worker")], &cluster, &repo.mirrors_yaml());
-    let apply = k.run(&["apply", p(&inv)]);
+    // Every output a user or a CI log could see: plans in three formats, a debug-level apply
+    // (-vv: every log line), JSON reports, and a second apply.
+    let mut outputs = vec![];
+    for args in [vec!["plan", p(&inv), "--json"], vec!["plan", p(&inv), "--markdown"]] {
+        let o = k.run(&args);
+        assert_eq!(code(&o), 2, "{}", text(&o));
+        outputs.push(text(&o));
+    }
+    let apply = k.run(&["apply", p(&inv), "-vv"]);
     assert_eq!(code(&apply), 0, "{}", text(&apply));
+    outputs.push(text(&apply));
+    for args in [vec!["apply", p(&inv), "--json", "-vv"], vec!["plan", p(&inv), "-vv"]] {
+        let o = k.run(&args);
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        outputs.push(text(&o));
+    }
+    // The secrets this cluster holds: every bootstrap token and the certificate key.
+    let api = set.sh(0, "cat /var/lib/kube-double/api.json");
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let mut secrets: Vec<String> = api["tokens"].as_object().unwrap().keys().cloned().collect();
+    assert!(!secrets.is_empty(), "the control plane holds tokens: {api}");
+    secrets.extend(secrets.clone().iter().filter_map(|t| t.split_once('.').map(|(_, s)| s.to_string())));
+    let cert_key = api["certificate_key"].as_str().unwrap_or_default().to_string();
+    assert_eq!(cert_key.len(), 64, "the HA join used a certificate key: {api}");
+    secrets.push(cert_key);
+    for out in &outputs {
+        for s in &secrets {
+            assert!(!out.contains(s.as_str()), "a secret ({}...) reached the output:\n{out}", &s[..6]);
+        }
+    }
     let nodes = nodes_ready(&set, 0);
     assert_eq!(nodes.matches(" Ready ").count(), 4, "{nodes}");
     assert_eq!(nodes.matches("control-plane").count(), 3, "{nodes}");

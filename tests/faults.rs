@@ -1,0 +1,251 @@
+//! Faults on real nodes: a host down before the run, a host paused mid-apply, a network cut
+//! mid-apply, Ctrl-C during apply, and a hostile inventory value. After each, a plain re-run
+//! converges every host, with no half-written file and no broken package left behind.
+//!
+//! A role overlay adds one slow step (a guarded command that sleeps, then leaves a marker) so
+//! that a fault can land while commands are in flight.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::apt_repo::AptRepo;
+use support::cli::{Kprov, code, p, text};
+use support::nodes::{Flavour, NodeSet};
+
+const SLOW_ROLE: &str = "name: slow\n\
+description: A slow step for the fault tests\n\
+hosts: all\n\
+after: [kernel]\n\
+tags: [prepare]\n\
+resources:\n  - name: slow-step\n    command:\n      run: sleep 8; touch /var/tmp/kprov-slow-done\n      description: a slow step (8 s)\n      creates: /var/tmp/kprov-slow-done\n";
+
+fn slow_roles(k: &Kprov) -> String {
+    let dir = k.path("roles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("99-slow.yaml"), SLOW_ROLE).unwrap();
+    p(&dir).to_string()
+}
+
+/// What a converged host looks like, and that nothing was left half-done.
+fn assert_converged(set: &NodeSet, i: usize) {
+    assert_eq!(set.sh(i, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1", "node {i}");
+    assert_eq!(set.sh(i, "cat /etc/modules-load.d/k8s.conf"), "# Managed by kprov.\noverlay\nbr_netfilter\n", "node {i}");
+    assert!(set.exec(i, "test -f /var/tmp/kprov-slow-done").status.success(), "node {i}: slow step done");
+    assert_clean(set, i);
+}
+
+/// No temp file of an atomic write left behind, and dpkg has nothing half-configured.
+fn assert_clean(set: &NodeSet, i: usize) {
+    let leftovers = set.sh(i, "find /etc -name '.kprov.*' 2>/dev/null; dpkg --audit 2>&1");
+    assert_eq!(leftovers.trim(), "", "node {i}: leftovers or broken packages");
+}
+
+/// Start `kprov apply` and return it with a channel of its stderr lines.
+fn spawn_apply(k: &Kprov, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kprov"))
+        .args(args)
+        .env("HOME", k.home.path())
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .current_dir(k.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Wait until a stderr line contains `needle`; returns every line seen so far.
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return;
+            }
+        }
+    }
+    panic!("no line with {needle:?} within 120 s:\n{}", seen.join("\n"));
+}
+
+/// Wait for the process to end (bounded), then gather its output.
+fn finish(mut child: std::process::Child, rx: mpsc::Receiver<String>, mut seen: Vec<String>, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("kprov did not end within {limit:?} after the fault:\n{}", seen.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        seen.push(l);
+    }
+    let mut out = out;
+    out.stderr = seen.join("\n").into_bytes();
+    (out, took)
+}
+
+/// The numbers of a host's row in the apply summary: ok, changed, failed, blocked, not run.
+fn summary_row(all: &str, host: &str) -> Vec<usize> {
+    let line = all
+        .lines()
+        .filter(|l| l.starts_with(&format!("{host} ")) && !l.contains('('))
+        .last()
+        .unwrap_or_else(|| panic!("{host} is not in the summary:\n{all}"));
+    let row: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).take(5).collect();
+    assert_eq!(row.len(), 5, "not a summary row: {line}");
+    row
+}
+
+fn reset_slow(set: &NodeSet, n: usize) {
+    for i in 0..n {
+        set.sh(i, "rm -f /var/tmp/kprov-slow-done; sysctl -qw net.ipv4.ip_forward=0");
+    }
+}
+
+#[test]
+fn faults_mid_run_end_cleanly_and_a_re_run_converges() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian]);
+    let k = Kprov::new();
+    let roles = slow_roles(&k);
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker")], "  cni: flannel\n", "");
+    let inv = p(&inv).to_string();
+    let apply_args = ["apply", inv.as_str(), "--tags", "prepare", "--roles", roles.as_str()];
+
+    // 1. A host down before the run: the others converge, it is named, the exit is non-zero.
+    set.stop(2);
+    let out = k.run(&apply_args);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("h3 (unreachable)"), "{}", text(&out));
+    for i in 0..2 {
+        assert_converged(&set, i);
+    }
+    set.start_again(2);
+    let out = k.run(&apply_args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for i in 0..3 {
+        assert_converged(&set, i);
+    }
+
+    // 2. A host paused while its slow step runs: the run ends within the keepalive timeouts
+    //    (3 × 5 s), the summary names that host failed and the others done.
+    reset_slow(&set, 3);
+    let (child, rx) = spawn_apply(&k, &apply_args);
+    let mut seen = vec![];
+    wait_for(&rx, "h2: running", &mut seen);
+    std::thread::sleep(Duration::from_secs(1));
+    set.pause(1);
+    let (out, took) = finish(child, rx, seen, Duration::from_secs(90));
+    set.unpause(1);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(took < Duration::from_secs(60), "ended {took:?} after the pause");
+    let all = text(&out);
+    let h2 = summary_row(&all, "h2");
+    assert!(h2[2] + h2[3] + h2[4] > 0, "h2 is reported failed, blocked or not run: {h2:?}\n{all}");
+    assert_eq!(summary_row(&all, "h1")[2..5], [0, 0, 0], "{all}");
+    assert!(all.contains("Apply finished with failures"), "{all}");
+    for i in [0, 2] {
+        assert_converged(&set, i);
+    }
+    let out = k.run(&apply_args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for i in 0..3 {
+        assert_converged(&set, i);
+    }
+
+    // 3. A network cut (docker network disconnect) mid-apply: same.
+    reset_slow(&set, 3);
+    let (child, rx) = spawn_apply(&k, &apply_args);
+    let mut seen = vec![];
+    wait_for(&rx, "h3: running", &mut seen);
+    std::thread::sleep(Duration::from_secs(1));
+    set.disconnect(2);
+    let (out, took) = finish(child, rx, seen, Duration::from_secs(90));
+    set.connect(2);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(took < Duration::from_secs(60), "ended {took:?} after the cut");
+    assert!(text(&out).contains("Apply finished with failures"), "{}", text(&out));
+    for i in [0, 1] {
+        assert_converged(&set, i);
+    }
+    let out = k.run(&apply_args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for i in 0..3 {
+        assert_converged(&set, i);
+    }
+
+    // 4. Ctrl-C while the slow steps run: the commands in flight finish, nothing new starts,
+    //    the summary says the run was interrupted, and the exit is non-zero.
+    reset_slow(&set, 3);
+    let (child, rx) = spawn_apply(&k, &apply_args);
+    let mut seen = vec![];
+    wait_for(&rx, "running", &mut seen);
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let (out, _) = finish(child, rx, seen, Duration::from_secs(60));
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("Interrupted"), "{all}");
+    assert!(all.contains("run apply again to finish"), "{all}");
+    for i in 0..3 {
+        assert_clean(&set, i);
+    }
+    let out = k.run(&apply_args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for i in 0..3 {
+        assert_converged(&set, i);
+    }
+    let again = k.run(&["plan", inv.as_str(), "--tags", "prepare", "--roles", roles.as_str()]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+}
+
+#[test]
+fn hostile_inventory_values_create_nothing_on_the_node() {
+    let set = NodeSet::start(&[Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    let k = Kprov::new();
+    // Every URL points at the test's own repository server, so whatever is fetched stays on
+    // the test network; the rest of each value is shell syntax that must stay inert.
+    let evil = "x$(touch /tmp/pwned1)`touch /tmp/pwned2`';touch /tmp/pwned3;'\"$(touch /tmp/pwned4)\"";
+    let tail = format!(
+        "mirrors:\n  kubernetes_apt: '{u}/{e}/{{minor}}/'\n  docker_apt: '{u}/{e}'\n",
+        u = repo.url,
+        e = evil.replace('\'', "''")
+    );
+    let cluster = format!("  cni: flannel\n  cni_manifest: '{}/{}'\n", repo.url, evil.replace('\'', "''"));
+    let inv = k.inventory(&set, "root", &[(0, "control-plane")], &cluster, &tail);
+    let validate = k.run(&["validate", p(&inv)]);
+    assert_eq!(code(&validate), 0, "the values are valid URLs: {}", text(&validate));
+    let plan = k.run(&["plan", p(&inv)]);
+    assert_ne!(code(&plan), 1, "{}", text(&plan));
+    let apply = k.run(&["apply", p(&inv)]);
+    // The repository does not exist at that path: the apply fails, cleanly and by name.
+    assert_eq!(code(&apply), 1, "{}", text(&apply));
+    assert!(text(&apply).contains("FAILED"), "{}", text(&apply));
+    let pwned = set.sh(0, "ls /tmp/pwned* 2>/dev/null || true");
+    assert_eq!(pwned.trim(), "", "a hostile value ran on the node");
+    assert_clean(&set, 0);
+}
