@@ -7,6 +7,7 @@
 mod after;
 mod apply;
 mod connect;
+mod import;
 mod validate;
 mod plan;
 mod setup;
@@ -69,6 +70,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Bring the hosts to the state the inventory describes (or carry out a saved plan).
     Apply(apply::ApplyArgs),
+    /// Convert another tool's inventory into a kprov inventory (exit 1 on any problem).
+    Import(import::ImportArgs),
     /// Print the JSON Schema of the inventory.
     Schema,
     /// Print shell completions.
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a, &cli.globals),
         Command::Plan(a) => plan::run(a, &cli.globals),
         Command::Apply(a) => apply::run(a, &cli.globals),
+        Command::Import(a) => import::run(a, &cli.globals),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&crate::inventory::schema()).expect("schema serializes"));
             ExitCode::SUCCESS
