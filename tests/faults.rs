@@ -133,8 +133,28 @@ fn faults_mid_run_end_cleanly_and_a_re_run_converges() {
     let inv = p(&inv).to_string();
     let apply_args = ["apply", inv.as_str(), "--tags", "prepare", "--roles", roles.as_str()];
 
-    // 1. A host down before the run: the others converge, it is named, the exit is non-zero.
+    // 1. A host down before the run. With --max-fail 0 nothing starts anywhere; with --limit
+    //    the operator finishes the run on the healthy hosts; a plain run converges the others,
+    //    names the host down and exits non-zero.
     set.stop(2);
+    let mut strict = apply_args.to_vec();
+    strict.extend(["--max-fail", "0"]);
+    let out = k.run(&strict);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let all = text(&out);
+    for h in ["h1", "h2"] {
+        let row = summary_row(&all, h);
+        assert_eq!(row[1], 0, "{h} changed nothing: {all}");
+        assert!(row[4] > 0, "{h} has steps not run: {all}");
+    }
+    let mut limited = apply_args.to_vec();
+    limited.extend(["--limit", "h1,h2"]);
+    let out = k.run(&limited);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for i in 0..2 {
+        assert_converged(&set, i);
+        set.sh(i, "rm -f /var/tmp/kprov-slow-done");
+    }
     let out = k.run(&apply_args);
     assert_eq!(code(&out), 1, "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -320,10 +320,16 @@ pub async fn apply(
 
     let interrupted = options.cancel.load(Ordering::SeqCst);
     let mut report = ApplyReport { interrupted, ..Default::default() };
+    // A host without tasks (outside --limit, or no role applies) was never connected to: it
+    // is not unreachable, it was left alone.
+    let mut has_tasks = vec![false; hosts.len()];
+    for (_, task) in graph.tasks() {
+        has_tasks[task.host] = true;
+    }
     for (i, h) in hosts.iter().enumerate() {
         report.hosts.push(HostReport {
             name: h.name.clone(),
-            unreachable: h.remote.is_none(),
+            unreachable: h.remote.is_none() && has_tasks[i],
             millis: host_millis[i],
             ..Default::default()
         });

@@ -56,6 +56,31 @@ impl Connector for HalfDown {
     }
 }
 
+/// A host whose shell answers the fact script with garbage (a broken login banner, a shell
+/// that is not sh, a hostile machine).
+struct Garbage;
+
+impl Remote for Garbage {
+    fn run_script(&self, _script: String) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async { Ok("Welcome!\n@@kprov-fact 999\n\u{0}\u{1}zzz\n@@kprov-fact end\n".to_string()) })
+    }
+
+    fn reboot(&self, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("no".to_string()) })
+    }
+}
+
+/// Host 0 is healthy, host 1 answers garbage.
+struct HalfGarbage;
+
+impl Connector for HalfGarbage {
+    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
+        Box::pin(async move {
+            if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Ok(Arc::new(Garbage) as Arc<dyn Remote>) }
+        })
+    }
+}
+
 fn roles() -> RoleSet {
     let prepare = r#"
 name: prepare
@@ -241,4 +266,22 @@ async fn a_failing_step_stops_its_host_batch_and_reports_output() {
     }
     assert_eq!(report.steps.iter().find(|s| s.id == "h/bad/after").unwrap().status, StepStatus::Blocked);
     assert!(!dir.path().join("after").exists());
+}
+
+#[tokio::test]
+async fn a_host_answering_facts_with_garbage_is_a_clear_error_for_that_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let g = e.gather(Arc::new(HalfGarbage), 4).await;
+    match &g.statuses[1] {
+        crate::plan::HostStatus::FactsFailed { message } => {
+            assert!(message.contains("fact"), "the message says what went wrong: {message}");
+        }
+        other => panic!("host 1 should have failed facts: {other:?}"),
+    }
+    assert!(matches!(g.statuses[0], crate::plan::HostStatus::Ready));
+    let planned = e.plan(&g);
+    assert!(planned.plan.has_errors());
+    let text = crate::plan::render_text(&planned.plan, false);
+    assert!(text.contains("w1"), "{text}");
 }

@@ -352,4 +352,49 @@ mod tests {
         assert!(decode_base64("YQ=").is_err());
         assert!(decode_base64("Y!==").is_err());
     }
+
+    mod hostile_output {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever a broken or hostile host prints, parsing returns facts or an error.
+            #[test]
+            fn arbitrary_output_never_panics(garbage in any::<String>()) {
+                let _ = parse(&script(), &garbage);
+            }
+
+            /// A real answer cut anywhere, with a line replaced or a line inserted anywhere.
+            #[test]
+            fn a_damaged_real_answer_never_panics(
+                cut in 0usize..=OUTPUT.len(),
+                at in 0usize..40,
+                line in "[ -~]{0,60}",
+                replace in any::<bool>(),
+            ) {
+                let cut = (0..=cut).rev().find(|i| OUTPUT.is_char_boundary(*i)).unwrap_or(0);
+                let mut lines: Vec<String> = OUTPUT[..cut].lines().map(str::to_string).collect();
+                let at = at.min(lines.len());
+                if replace && at < lines.len() {
+                    lines[at] = line.clone();
+                } else {
+                    lines.insert(at, line.clone());
+                }
+                let damaged = lines.join("\n");
+                let _ = parse(&script(), &damaged);
+            }
+
+            /// Field values of any shape inside well-formed blocks.
+            #[test]
+            fn odd_values_in_well_formed_blocks_never_panic(value in "[ -~]{0,30}") {
+                let damaged = OUTPUT
+                    .replace("cpus=4", &format!("cpus={value}"))
+                    .replace("size=6", &format!("size={value}"))
+                    .replace("mode=644", &format!("mode={value}"))
+                    .replace("rc=1", &format!("rc={value}"))
+                    .replace("content=aGVsbG8K", &format!("content={value}"));
+                let _ = parse(&script(), &damaged);
+            }
+        }
+    }
 }
