@@ -70,10 +70,39 @@ fn converge_noop_drift_and_saved_plans() {
     // A fresh saved plan applies and converges both hosts.
     let plan = k.run(&["plan", inv, "--tags", "prepare", "-o", p(&saved)]);
     assert_eq!(code(&plan), 2, "{}", text(&plan));
-    let apply = k.run(&["apply", p(&saved)]);
+    // ...here as the JSON Lines event stream automation reads: the plan, each step as it
+    // finishes, the report last.
+    let apply = k.run(&["apply", p(&saved), "--output", "json"]);
     assert_eq!(code(&apply), 0, "{}", text(&apply));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&apply.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"plan"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"report"), "{kinds:?}");
+    assert!(events.iter().any(|e| e["event"] == "step_finished" && e["host"] == "h1" && e["id"] == "h1/kernel/sysctl" && e["status"]["status"] == "changed"), "{events:?}");
+    assert!(events.iter().any(|e| e["event"] == "batch_started" && e["host"] == "h2"), "{events:?}");
+    assert_eq!(events.last().unwrap()["success"], true);
     assert_eq!(set.sh(0, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
     assert!(!set.sh(1, "cat /etc/sysctl.d/k8s.conf").contains("hand edit"));
     let plan = k.run(&["plan", inv, "--tags", "prepare"]);
     assert_eq!(code(&plan), 0, "{}", text(&plan));
+
+    // On a terminal (a pseudo-terminal from `script`), progress is a bar per host.
+    set.sh(0, "sysctl -qw net.ipv4.ip_forward=0");
+    let cmd = format!("{} apply {inv} --tags prepare --color never", env!("CARGO_BIN_EXE_kprov"));
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", k.home.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .current_dir(k.dir.path())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(screen.contains("1/1") && screen.contains("done"), "a finished bar for h1: {screen}");
+    assert!(!screen.contains("] h1: running"), "no plain progress lines on a terminal: {screen}");
+    assert!(screen.contains("Apply complete."), "{screen}");
+    assert_eq!(set.sh(0, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
 }

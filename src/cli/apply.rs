@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::progress::Progress;
 use super::{Globals, after};
 use super::plan::{SelectArgs, load_inventory, prepare, runtime};
-use crate::apply::{ApplyOptions, ApplyReport, Event, HostRuntime, StepStatus, apply};
+use crate::apply::{ApplyOptions, ApplyReport, HostRuntime, apply};
 use crate::engine::saved;
 use crate::plan::render_text;
 
@@ -27,9 +28,19 @@ pub struct ApplyArgs {
     /// Stop starting new work once more than N hosts have failed.
     #[arg(long, value_name = "N")]
     pub max_fail: Option<usize>,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// Print only the final report, as one JSON document.
+    #[arg(long, conflicts_with = "output")]
     pub json: bool,
+    /// `json`: a JSON Lines event stream on stdout for automation (every step as it finishes,
+    /// the checks after the run, then the report as the last line).
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
@@ -61,7 +72,10 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
                 p.connector.close_all().await;
                 return Err(miette::Report::new(e));
             }
-        } else if !g.quiet && !args.json {
+        }
+        if args.output == Output::Json {
+            println!("{}", serde_json::json!({"event": "plan", "plan": &p.planned.plan}));
+        } else if saved_plan.is_none() && !g.quiet && !args.json {
             print!("{}", render_text(&p.planned.plan, color));
         }
         if p.planned.plan.has_errors() && !p.planned.plan.has_changes() {
@@ -87,33 +101,31 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
         });
         let options = ApplyOptions { concurrency: select.concurrency, max_fail: args.max_fail, cancel: cancel.clone() };
         let started = Instant::now();
-        let quiet = g.quiet || args.json;
-        let progress = move |e: Event| {
-            if quiet {
-                return;
-            }
-            let t = started.elapsed().as_secs_f64();
-            match e {
-                Event::BatchStarted { host, steps } => eprintln!("[{t:7.1}s] {host}: running {}", steps.join(", ")),
-                Event::StepFinished { host, id, status } => {
-                    let what = match &status {
-                        StepStatus::Changed => "changed".to_string(),
-                        StepStatus::Failed { message } => format!("FAILED\n{}", indent(message)),
-                        other => format!("{other:?}").to_lowercase(),
-                    };
-                    let id = id.strip_prefix(&format!("{host}/")).unwrap_or(&id).to_string();
-                    eprintln!("[{t:7.1}s] {host}: {id} {what}");
+        let stream = args.output == Output::Json;
+        let progress = if stream {
+            Progress::Json { started }
+        } else if g.quiet || args.json {
+            Progress::Quiet
+        } else if std::io::stderr().is_terminal() && !g.no_progress {
+            // One bar per host, as long as the steps that will run on it.
+            let mut counts: Vec<(String, u64)> = vec![];
+            for step in &p.planned.plan.steps {
+                if !matches!(step.outcome, crate::plan::Outcome::Change(_)) {
+                    continue;
+                }
+                match counts.iter_mut().find(|(h, _)| *h == step.host) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((step.host.clone(), 1)),
                 }
             }
+            Progress::bars(&counts)
+        } else {
+            Progress::Lines { started }
         };
-        let report = apply(&p.engine.graph, &p.planned, &hosts, &options, &progress).await;
+        let report = apply(&p.engine.graph, &p.planned, &hosts, &options, &|e| progress.event(&e)).await;
+        progress.finish();
         let after = if report.success() && !report.interrupted {
-            let say = |line: &str| {
-                if !quiet {
-                    eprintln!("[{:7.1}s] {line}", started.elapsed().as_secs_f64());
-                }
-            };
-            after::run(&p.inventory, &p.engine, &p.gathered, p.connector.as_ref(), report.changed() > 0, &say).await
+            after::run(&p.inventory, &p.engine, &p.gathered, p.connector.as_ref(), report.changed() > 0, &|line: &str| progress.say(line)).await
         } else {
             after::AfterReport::default()
         };
@@ -130,7 +142,13 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             ExitCode::from(1)
         }
         Ok(Some((report, after))) => {
-            if args.json {
+            if args.output == Output::Json {
+                let mut v = serde_json::to_value(&report).expect("json");
+                v["cluster"] = serde_json::to_value(&after).expect("json");
+                v["event"] = serde_json::json!("report");
+                v["success"] = serde_json::json!(report.success() && after.problems.is_empty());
+                println!("{v}");
+            } else if args.json {
                 let mut v = serde_json::to_value(&report).expect("json");
                 v["cluster"] = serde_json::to_value(&after).expect("json");
                 println!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -143,10 +161,6 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             if report.success() && after.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
     }
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
 }
 
 /// The per-host table printed at the end of an apply.

@@ -8,6 +8,7 @@ mod after;
 mod apply;
 mod connect;
 mod import;
+mod progress;
 mod validate;
 mod plan;
 mod setup;
