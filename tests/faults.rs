@@ -110,8 +110,8 @@ fn finish(mut child: std::process::Child, rx: mpsc::Receiver<String>, mut seen: 
 fn summary_row(all: &str, host: &str) -> Vec<usize> {
     let line = all
         .lines()
-        .filter(|l| l.starts_with(&format!("{host} ")) && !l.contains('('))
-        .last()
+        .rev()
+        .find(|l| l.starts_with(&format!("{host} ")) && !l.contains('('))
         .unwrap_or_else(|| panic!("{host} is not in the summary:\n{all}"));
     let row: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).take(5).collect();
     assert_eq!(row.len(), 5, "not a summary row: {line}");
@@ -121,6 +121,34 @@ fn summary_row(all: &str, host: &str) -> Vec<usize> {
 fn reset_slow(set: &NodeSet, n: usize) {
     for i in 0..n {
         set.sh(i, "rm -f /var/tmp/kprov-slow-done; sysctl -qw net.ipv4.ip_forward=0");
+    }
+}
+
+/// Start an apply, hit `victim` with `fault` once its slow batch runs, heal it after the run.
+fn fault_mid_apply(set: &NodeSet, k: &Kprov, apply_args: &[&str], victim: usize, fault: impl Fn(&NodeSet), heal: impl Fn(&NodeSet)) {
+    reset_slow(set, 3);
+    let name = format!("h{}", victim + 1);
+    let (child, rx) = spawn_apply(k, apply_args);
+    let mut seen = vec![];
+    wait_for(&rx, &format!("{name}: running"), &mut seen);
+    std::thread::sleep(Duration::from_secs(1));
+    fault(set);
+    let (out, took) = finish(child, rx, seen, Duration::from_secs(90));
+    heal(set);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(took < Duration::from_secs(60), "ended {took:?} after the fault");
+    let all = text(&out);
+    let row = summary_row(&all, &name);
+    assert!(row[2] + row[3] + row[4] > 0, "{name} is reported failed, blocked or not run: {row:?}\n{all}");
+    assert!(all.contains("Apply finished with failures"), "{all}");
+    for i in (0..3).filter(|&i| i != victim) {
+        assert_eq!(summary_row(&all, &format!("h{}", i + 1))[2..5], [0, 0, 0], "{all}");
+        assert_converged(set, i);
+    }
+    let out = k.run(apply_args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for i in 0..3 {
+        assert_converged(set, i);
     }
 }
 
@@ -169,52 +197,11 @@ fn faults_mid_run_end_cleanly_and_a_re_run_converges() {
         assert_converged(&set, i);
     }
 
-    // 2. A host paused while its slow step runs: the run ends within the keepalive timeouts
-    //    (3 × 5 s), the summary names that host failed and the others done.
-    reset_slow(&set, 3);
-    let (child, rx) = spawn_apply(&k, &apply_args);
-    let mut seen = vec![];
-    wait_for(&rx, "h2: running", &mut seen);
-    std::thread::sleep(Duration::from_secs(1));
-    set.pause(1);
-    let (out, took) = finish(child, rx, seen, Duration::from_secs(90));
-    set.unpause(1);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(took < Duration::from_secs(60), "ended {took:?} after the pause");
-    let all = text(&out);
-    let h2 = summary_row(&all, "h2");
-    assert!(h2[2] + h2[3] + h2[4] > 0, "h2 is reported failed, blocked or not run: {h2:?}\n{all}");
-    assert_eq!(summary_row(&all, "h1")[2..5], [0, 0, 0], "{all}");
-    assert!(all.contains("Apply finished with failures"), "{all}");
-    for i in [0, 2] {
-        assert_converged(&set, i);
-    }
-    let out = k.run(&apply_args);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    for i in 0..3 {
-        assert_converged(&set, i);
-    }
-
-    // 3. A network cut (docker network disconnect) mid-apply: same.
-    reset_slow(&set, 3);
-    let (child, rx) = spawn_apply(&k, &apply_args);
-    let mut seen = vec![];
-    wait_for(&rx, "h3: running", &mut seen);
-    std::thread::sleep(Duration::from_secs(1));
-    set.disconnect(2);
-    let (out, took) = finish(child, rx, seen, Duration::from_secs(90));
-    set.connect(2);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(took < Duration::from_secs(60), "ended {took:?} after the cut");
-    assert!(text(&out).contains("Apply finished with failures"), "{}", text(&out));
-    for i in [0, 1] {
-        assert_converged(&set, i);
-    }
-    let out = k.run(&apply_args);
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    for i in 0..3 {
-        assert_converged(&set, i);
-    }
+    // 2. A host paused while its slow step runs, and 3. a network cut (docker network
+    //    disconnect) of another: each time the run ends within the keepalive limit (3 × 5 s),
+    //    the summary names that host failed and the others done, and a re-run converges.
+    fault_mid_apply(&set, &k, &apply_args, 1, |s| s.pause(1), |s| s.unpause(1));
+    fault_mid_apply(&set, &k, &apply_args, 2, |s| s.disconnect(2), |s| s.connect(2));
 
     // 4. Ctrl-C while the slow steps run: the commands in flight finish, nothing new starts,
     //    the summary says the run was interrupted, and the exit is non-zero.

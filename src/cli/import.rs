@@ -22,7 +22,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::Globals;
-use crate::inventory::{self, Diagnostic, Place, did_you_mean};
+use crate::inventory::{self, Diagnostic, Place, did_you_mean, place, place_from_line_column};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -1040,31 +1040,6 @@ fn yaml_vars(entries: &[(Node, Node)], from: Origin, errs: &mut Vec<Diagnostic>)
         }
     }
     vars
-}
-
-fn place(loc: &Location) -> Option<Place> {
-    if loc.line() == 0 {
-        return None;
-    }
-    let span = loc.span();
-    let offset = usize::try_from(span.byte_offset()?).ok()?;
-    let len = span.byte_len().and_then(|l| usize::try_from(l).ok()).unwrap_or(0).max(1);
-    Some(Place { offset, len })
-}
-
-/// Scanner errors carry a line and column but no byte offset.
-fn place_from_line_column(source: &str, loc: &Location) -> Option<Place> {
-    let line = usize::try_from(loc.line()).ok()?.checked_sub(1)?;
-    let column = usize::try_from(loc.column()).ok()?.saturating_sub(1);
-    let mut offset = 0;
-    for (i, l) in source.split_inclusive('\n').enumerate() {
-        if i == line {
-            let within: usize = l.chars().take(column).map(char::len_utf8).sum();
-            return Some(Place { offset: offset + within, len: 1 });
-        }
-        offset += l.len();
-    }
-    None
 }
 
 /// serde-saphyr appends "at line L column C"; the label shows it already.

@@ -10,6 +10,7 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, Place, Severity, did_you_mean};
 pub use validate::{Cluster, Host, Inventory, SshSettings, expand_home, parse_duration};
+pub(crate) use validate::{place, place_from_line_column};
 
 use std::path::Path;
 use std::sync::Arc;

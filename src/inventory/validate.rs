@@ -122,7 +122,7 @@ pub(crate) fn place(loc: &Location) -> Option<Place> {
 }
 
 /// Scanner errors carry line and column but no byte offset: find it in the source.
-fn place_from_line_column(source: &str, loc: &Location) -> Option<Place> {
+pub(crate) fn place_from_line_column(source: &str, loc: &Location) -> Option<Place> {
     let line = usize::try_from(loc.line()).ok()?.checked_sub(1)?;
     let column = usize::try_from(loc.column()).ok()?.saturating_sub(1);
     let mut offset = 0;
