@@ -24,7 +24,7 @@ fn stdout(o: &std::process::Output) -> String {
 fn facts_show_each_hosts_real_system_and_ssh_runs_a_command() {
     let set = NodeSet::start(&[Flavour::Debian, Flavour::Ubuntu]);
     let k = Kprov::new();
-    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], "", "");
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], "  name: plain\n", "");
     let inv = p(&inv);
     let os_of = |i: usize| {
         (

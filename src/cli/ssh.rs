@@ -153,7 +153,7 @@ mod tests {
         o.jump = Some(Box::new(j));
         let a = ssh_argv(&o, &[], true).unwrap();
         let proxy = a.iter().find(|w| w.starts_with("ProxyCommand=")).unwrap();
-        assert!(proxy.contains("-l 'jump user'") && proxy.contains("-i /keys/jump") && proxy.contains("-W %h:%p -- bastion.example"), "{proxy}");
+        assert!(proxy.contains("-l 'jump user'") && proxy.contains("-i /keys/jump") && proxy.contains("-W '%h:%p' -- bastion.example"), "{proxy}");
         assert!(!a.contains(&"-T".to_string()), "an interactive shell gets a terminal");
         assert!(!a.contains(&"-F".to_string()), "~/.ssh/config allowed");
     }
