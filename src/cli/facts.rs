@@ -99,8 +99,8 @@ pub struct CheckSummary {
 /// What kubeadm has done on the host, judged from the files it writes.
 #[derive(Debug, Serialize)]
 pub struct KubeadmState {
-    /// initialised-control-plane, joined or not-joined (or unknown when the host's roles did
-    /// not ask about it).
+    /// initialised-control-plane, joined, not-initialised (the first control plane before
+    /// kubeadm init) or not-joined. Absent when the host's roles do not look at these files.
     pub state: &'static str,
     /// /etc/kubernetes/admin.conf exists (a control plane).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -222,9 +222,9 @@ pub fn host_report(name: &str, address: &str, status: &HostStatus, facts: Option
         let state = match (admin, kubelet) {
             (Some(true), _) => "initialised-control-plane",
             (_, Some(true)) => "joined",
-            (_, Some(false)) => "not-joined",
-            // Only admin.conf was asked about, and it is absent.
-            _ => "not-initialised",
+            // The first control plane: kubeadm init has not run.
+            (Some(false), _) => "not-initialised",
+            _ => "not-joined",
         };
         r.kubeadm = Some(KubeadmState { state, admin_conf: admin, kubelet_conf: kubelet });
     }

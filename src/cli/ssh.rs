@@ -47,6 +47,10 @@ pub fn run(args: &SshArgs, g: &Globals) -> ExitCode {
         eprintln!("{:?}", miette::miette!(code = "kprov::ssh::unknown_host", help = hint, "{} is not a host of {}", args.host, inv.name));
         return ExitCode::from(1);
     };
+    // ssh runs nothing through sudo: the sudo password's variable need not be set.
+    let mut host = host.clone();
+    host.ssh.become_password_env = None;
+    let host = &host;
     let options = match connect::connect_options(host) {
         Ok(o) => o,
         Err(e) => {
