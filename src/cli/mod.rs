@@ -7,11 +7,15 @@
 mod after;
 mod apply;
 mod connect;
+mod facts;
 mod import;
 mod progress;
 mod validate;
 mod plan;
+mod remove_node;
+mod reset;
 mod setup;
+mod ssh;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +75,14 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Bring the hosts to the state the inventory describes (or carry out a saved plan).
     Apply(apply::ApplyArgs),
+    /// Show what kprov sees on each host (OS, packages, services, kubeadm state...).
+    Facts(facts::FactsArgs),
+    /// Open a shell (or run a command) on a host with the inventory's SSH settings.
+    Ssh(ssh::SshArgs),
+    /// kubeadm reset and cleanup on the hosts, workers first (asks to confirm unless --yes).
+    Reset(reset::ResetArgs),
+    /// Drain and delete a node from the cluster, then reset it (asks to confirm unless --yes).
+    RemoveNode(remove_node::RemoveNodeArgs),
     /// Convert another tool's inventory into a kprov inventory (exit 1 on any problem).
     Import(import::ImportArgs),
     /// Print the JSON Schema of the inventory.
@@ -96,6 +108,10 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(a, &cli.globals),
         Command::Plan(a) => plan::run(a, &cli.globals),
         Command::Apply(a) => apply::run(a, &cli.globals),
+        Command::Facts(a) => facts::run(a, &cli.globals),
+        Command::Ssh(a) => ssh::run(a, &cli.globals),
+        Command::Reset(a) => reset::run(a, &cli.globals),
+        Command::RemoveNode(a) => remove_node::run(a, &cli.globals),
         Command::Import(a) => import::run(a, &cli.globals),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&crate::inventory::schema()).expect("schema serializes"));

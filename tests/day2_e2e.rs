@@ -1,0 +1,185 @@
+//! Day-2 operations end to end on real Debian/Ubuntu nodes with the local apt repository and
+//! the kubeadm/kubelet/kubectl test doubles: `kprov facts`, `kprov ssh`, a host added to the
+//! inventory joining on the next apply, `kprov remove-node` and `kprov reset`.
+
+mod support;
+
+use support::apt_repo::AptRepo;
+use support::cli::{Kprov, code, p, text};
+use support::nodes::{Flavour, NodeSet};
+
+fn nodes(set: &NodeSet, cp: usize) -> String {
+    set.sh(cp, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
+}
+
+fn exists(set: &NodeSet, node: usize, path: &str) -> bool {
+    set.exec(node, &format!("test -e {path}")).status.success()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn facts_show_each_hosts_real_system_and_ssh_runs_a_command() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Ubuntu]);
+    let k = Kprov::new();
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], "  name: plain\n", "");
+    let inv = p(&inv);
+    let os_of = |i: usize| {
+        (
+            set.sh(i, ". /etc/os-release; echo \"$PRETTY_NAME\"").trim().to_string(),
+            set.sh(i, "dpkg --print-architecture").trim().to_string(),
+            set.sh(i, "uname -r").trim().to_string(),
+        )
+    };
+    let (pretty1, arch1, kernel1) = os_of(0);
+    let (pretty2, _, _) = os_of(1);
+    assert_ne!(pretty1, pretty2, "the two flavours differ");
+
+    // Human text: one block per host, with what the host itself says.
+    let facts = k.run(&["facts", inv]);
+    assert_eq!(code(&facts), 0, "{}", text(&facts));
+    let out = stdout(&facts);
+    for (needle, what) in [(&pretty1, "os"), (&pretty2, "os"), (&arch1, "arch"), (&kernel1, "kernel")] {
+        assert!(out.contains(needle.as_str()), "{what} {needle:?} missing:\n{out}");
+    }
+    assert!(out.contains("h1 (") && out.contains("h2 ("), "{out}");
+    assert!(out.contains("memory cgroup") && out.contains("swap") && out.contains("packages") && out.contains("kubeadm"), "{out}");
+    let states: Vec<&str> = out.lines().filter(|l| l.starts_with("  kubeadm ")).collect();
+    assert_eq!(states.len(), 2, "{out}");
+    assert!(states.iter().all(|l| l.ends_with(" not joined") || l.ends_with(" not initialised")), "kubeadm state of fresh hosts: {out}");
+    assert!(out.contains("tcp/22"), "sshd listens: {out}");
+
+    // JSON, limited to one host.
+    let json = k.run(&["facts", inv, "--limit", "h2", "--json"]);
+    assert_eq!(code(&json), 0, "{}", text(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    let hosts = v["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1, "{v}");
+    assert_eq!(hosts[0]["name"], "h2");
+    assert_eq!(hosts[0]["status"], "ok");
+    assert_eq!(hosts[0]["os"]["id"], "ubuntu");
+    assert_eq!(hosts[0]["os"]["pretty_name"], pretty2.as_str());
+    assert_eq!(hosts[0]["os"]["arch"], set.sh(1, "dpkg --print-architecture").trim());
+    assert_eq!(hosts[0]["os"]["cpus"].as_u64().unwrap(), set.sh(1, "nproc").trim().parse::<u64>().unwrap());
+    assert_eq!(hosts[0]["packages"]["kubeadm"]["installed"], false, "{v}");
+    assert_eq!(hosts[0]["kubeadm"]["state"], "not-joined", "{v}");
+
+    // An unknown --limit host is an error naming it.
+    let bad = k.run(&["facts", inv, "--limit", "h9"]);
+    assert_eq!(code(&bad), 1, "{}", text(&bad));
+    assert!(text(&bad).contains("h9"), "{}", text(&bad));
+
+    // ssh: the system client with the inventory's settings runs the command on the node.
+    let ssh = k.run(&["ssh", inv, "h2", "--", "hostname"]);
+    assert_eq!(code(&ssh), 0, "{}", text(&ssh));
+    assert_eq!(stdout(&ssh).trim(), set.sh(1, "hostname").trim());
+    // Words arrive as given (each quoted), and the exit status is the command's.
+    let words = k.run(&["ssh", inv, "h1", "-v", "--", "printf", "%s|", "a b", "$(echo x);y"]);
+    assert_eq!(code(&words), 0, "{}", text(&words));
+    assert_eq!(stdout(&words), "a b|$(echo x);y|", "{}", text(&words));
+    let shown = String::from_utf8_lossy(&words.stderr).to_string();
+    assert!(shown.starts_with("ssh -l root -p 22 -i ") && shown.contains("StrictHostKeyChecking=yes"), "-v prints the command: {shown}");
+    let status = k.run(&["ssh", inv, "h1", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code(&status), 7, "{}", text(&status));
+    let unknown = k.run(&["ssh", inv, "h3", "--", "hostname"]);
+    assert_eq!(code(&unknown), 1, "{}", text(&unknown));
+    assert!(text(&unknown).contains("h3 is not a host of"), "{}", text(&unknown));
+    // A host key that does not match the inventory's known_hosts is refused (strict policy).
+    let other = set.host_key(0);
+    std::fs::write(&set.known_hosts_path, format!("{} {other}\n", set.node(1).ip)).unwrap();
+    let refused = k.run(&["ssh", inv, "h2", "--", "hostname"]);
+    assert_eq!(code(&refused), 255, "{}", text(&refused));
+    assert!(stdout(&refused).is_empty(), "{}", text(&refused));
+}
+
+#[test]
+fn a_host_added_to_the_inventory_joins_then_remove_node_and_reset_take_the_cluster_apart() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    let k = Kprov::new();
+    let cluster = format!("  name: homelab\n  cni: flannel\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], &cluster, &repo.mirrors_yaml());
+    let inv = p(&inv).to_string();
+    let inv = inv.as_str();
+    let apply = k.run(&["apply", inv]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    assert_eq!(nodes(&set, 0).matches(" Ready ").count(), 2);
+
+    // A third host in the inventory: only it changes, plus the fresh join command its join
+    // needs from the first control plane.
+    k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker")], &cluster, &repo.mirrors_yaml());
+    let plan = k.run(&["plan", inv, "--json"]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let changed: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["outcome"]["outcome"] == "change")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(changed.contains(&"h3/worker-join/kubeadm-join".to_string()), "{changed:?}");
+    let elsewhere: Vec<&String> = changed.iter().filter(|id| !id.starts_with("h3/")).collect();
+    assert!(elsewhere.iter().all(|id| id.starts_with("h1/join-command/")), "only the join command changes outside h3: {elsewhere:?}");
+    let apply = k.run(&["apply", inv, "--json"]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    let report: serde_json::Value = serde_json::from_slice(&apply.stdout).unwrap();
+    for h in report["hosts"].as_array().unwrap() {
+        if h["name"] == "h2" {
+            assert_eq!(h["changed"], 0, "the existing worker is untouched: {report}");
+        }
+    }
+    let after = nodes(&set, 0);
+    assert_eq!(after.matches(" Ready ").count(), 3, "{after}");
+    assert!(after.contains("h3"), "{after}");
+    let again = k.run(&["plan", inv]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+
+    // remove-node: never the first control plane; without --yes and no terminal, refused.
+    let first = k.run(&["remove-node", inv, "h1", "--yes"]);
+    assert_eq!(code(&first), 1, "{}", text(&first));
+    assert!(text(&first).contains("refusing to remove the first control plane"), "{}", text(&first));
+    let unconfirmed = k.run(&["remove-node", inv, "h3"]);
+    assert_eq!(code(&unconfirmed), 1, "{}", text(&unconfirmed));
+    assert!(text(&unconfirmed).contains("without --yes"), "{}", text(&unconfirmed));
+    assert!(nodes(&set, 0).contains("h3"));
+    let removed = k.run(&["remove-node", inv, "h3", "--yes"]);
+    assert_eq!(code(&removed), 0, "{}", text(&removed));
+    let out = text(&removed);
+    assert!(out.contains("h3: node/h3 drained") && out.contains("h3: node \"h3\" deleted") && out.contains("h3: kubeadm reset -f done"), "{out}");
+    assert!(out.contains("delete h3 from"), "tells to edit the inventory: {out}");
+    assert!(!nodes(&set, 0).contains("h3"), "{}", nodes(&set, 0));
+    assert!(!exists(&set, 2, "/etc/kubernetes/kubelet.conf"), "h3 was reset");
+    assert_eq!(set.sh(2, "systemctl is-active kubelet || true").trim(), "inactive");
+
+    // reset: refused without --yes when stdin is not a terminal, and nothing changes.
+    // (A CNI writes its configuration here; the doubles' CNI manifests run no pods, so the test
+    // lays it down as a real CNI would.)
+    set.sh(1, "mkdir -p /etc/cni/net.d && echo '{}' > /etc/cni/net.d/10-flannel.conflist");
+    let refused = k.run(&["reset", inv, "--limit", "h2"]);
+    assert_eq!(code(&refused), 1, "{}", text(&refused));
+    assert!(text(&refused).contains("refusing to reset hosts without --yes"), "{}", text(&refused));
+    assert!(exists(&set, 1, "/etc/kubernetes/kubelet.conf") && exists(&set, 1, "/etc/cni/net.d/10-flannel.conflist"), "nothing changed");
+    assert!(nodes(&set, 0).contains("h2"));
+
+    // The whole cluster (h3 is still in the inventory: resetting it again is harmless):
+    // workers first, the control plane last.
+    let reset = k.run(&["reset", inv, "--yes"]);
+    assert_eq!(code(&reset), 0, "{}", text(&reset));
+    let out = stdout(&reset);
+    let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s:?} missing:\n{out}"));
+    assert!(pos("h2: kubeadm reset -f done") < pos("h1: kubeadm reset -f done"), "{out}");
+    assert!(out.contains("h2: removed the CNI configuration in /etc/cni/net.d"), "{out}");
+    assert!(out.contains("h1: removed /root/.kube/config"), "{out}");
+    assert!(!exists(&set, 1, "/etc/kubernetes/kubelet.conf"));
+    assert!(!exists(&set, 1, "/etc/cni/net.d/10-flannel.conflist"));
+    assert!(!exists(&set, 0, "/etc/kubernetes/admin.conf") && !exists(&set, 0, "/root/.kube/config"));
+    // Packages stay; the next plan would set the cluster up again.
+    assert_eq!(set.sh(1, "apt-mark showhold | sort | tr '\\n' ' '"), "kubeadm kubectl kubelet ");
+    let plan = k.run(&["plan", inv]);
+    assert_eq!(code(&plan), 2, "{}", text(&plan));
+    assert!(stdout(&plan).contains("control-plane-init/kubeadm-init"), "{}", text(&plan));
+}
