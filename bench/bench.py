@@ -135,16 +135,16 @@ def descendants_rss(root, exclude):
 class TreeSampler(threading.Thread):
     def __init__(self, exclude, interval=0.05):
         super().__init__(daemon=True)
-        self.exclude, self.interval, self.peak, self._stop = exclude, interval, 0, threading.Event()
+        self.exclude, self.interval, self.peak, self._halt = exclude, interval, 0, threading.Event()
 
     def run(self):
         me = os.getpid()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, descendants_rss(me, self.exclude))
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 
@@ -254,7 +254,11 @@ class Lab:
             run(["docker", "exec", name, "sh", "-c",
                  "printf 'LogLevel VERBOSE\\nMaxStartups 100:30:200\\n' > /etc/ssh/sshd_config.d/bench.conf && systemctl reload ssh && "
                  f"echo 'deb [trusted=yes] http://{self.gateway}:{self.port}/debian ./' > /etc/apt/sources.list && "
-                 "echo '/swapfile none swap sw 0 0' >> /etc/fstab"])
+                 "echo '/swapfile none swap sw 0 0' >> /etc/fstab && "
+                 # kubelet (the real one and the test double) exits until kubeadm has written
+                 # its config, so "kubelet running" never converges before kubeadm init, in any
+                 # of the three tools: lay the config down as on a node kubeadm already set up.
+                 "mkdir -p /var/lib/kubelet && printf 'apiVersion: kubelet.config.k8s.io/v1beta1\\nkind: KubeletConfiguration\\ncgroupDriver: systemd\\n' > /var/lib/kubelet/config.yaml"])
             return " ".join(lines[2].split()[:2])
 
         with ThreadPoolExecutor(min(n, 10)) as ex:
@@ -276,7 +280,7 @@ class Lab:
     def sshd_counts(self):
         """(connections accepted, sessions started) per node, from sshd's own journal."""
         outs = self.exec_all("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey'; "
-                             "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session:'")
+                             "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session:'; true")
         return [tuple(int(x) for x in o.split()[:2]) for o in outs]
 
     def set_latency(self, ms):
@@ -289,8 +293,9 @@ class Lab:
 # ---------------------------------------------------------------- the three tools
 
 class Tools:
-    def __init__(self, lab, work, kprov_bin, venv):
+    def __init__(self, lab, work, kprov_bin, venv, logs=None):
         self.lab, self.work, self.kprov, self.venv = lab, work, kprov_bin, Path(venv)
+        self.logs = Path(logs) if logs else work / "logs"
         self.home = work / "home"
         self.home.mkdir(exist_ok=True)
         self.base_env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
@@ -347,7 +352,7 @@ class Tools:
     def once(self, tool, mode, label):
         argv, env, cwd, after = self.command(tool, mode)
         before = self.lab.sshd_counts()
-        logp = self.work / "logs" / f"{label}.log"
+        logp = self.logs / f"{label}.log"
         logp.parent.mkdir(exist_ok=True)
         m = measured(argv, env, cwd, logp, {self.lab.http.pid}, after)
         time.sleep(0.3)  # let journald catch up
@@ -399,7 +404,7 @@ def node_scenarios(args, lab, tools, results, save):
             for ms in lat_list:
                 lab.set_latency(ms)
                 sfx = f"/lat{ms}" if ms else ""
-                for scen in args.scenarios:
+                for scen in (args.scenarios if ms == 0 else args.latency_scenarios):
                     samples = []
                     for i in range(args.runs):
                         if scen == "drift":
@@ -552,6 +557,7 @@ def main():
     ap.add_argument("--first-runs", type=int, default=2, help="first applies, each on fresh nodes")
     ap.add_argument("--scenarios", type=lambda s: s.split(","), default=["noop", "drift", "check"])
     ap.add_argument("--latency", type=ints, default=[0, 10, 50], help="netem delays (ms) on the nodes' eth0")
+    ap.add_argument("--latency-scenarios", type=lambda s: s.split(","), default=["noop", "drift"], help="scenarios repeated at each non-zero delay")
     ap.add_argument("--latency-hosts", type=ints, default=[3], help="node counts at which the latency sweep runs")
     ap.add_argument("--scale", type=ints, default=[100, 250, 500, 1000], help="loopback host counts for kprov alone ('' to skip)")
     ap.add_argument("--scale-runs", type=int, default=3)
@@ -559,6 +565,7 @@ def main():
     ap.add_argument("--kprov", default=str(ROOT / "target/release/kprov"))
     ap.add_argument("--venv", default="/work/bench-venv")
     ap.add_argument("--out", default=str(BENCH / "results.json"))
+    ap.add_argument("--logs", help="keep every run's output in this directory (default: removed with the work directory)")
     ap.add_argument("--report", metavar="JSON", help="print the tables of a results file and exit")
     args = ap.parse_args()
     if args.report:
@@ -578,7 +585,7 @@ def main():
 
     if args.hosts and args.tools:
         lab = Lab(work)
-        tools = Tools(lab, work, args.kprov, args.venv)
+        tools = Tools(lab, work, args.kprov, args.venv, args.logs)
         node_scenarios(args, lab, tools, results, save)
         lab.stop()
     if args.scale:
