@@ -465,7 +465,7 @@ def scale(args, work, kprov_bin, results, save):
     hostkey = " ".join((d / "host_ed25519.pub").read_text().split()[:2])
     ns = f"/proc/{sshd.pid}/ns/net"
     deadline = time.time() + 10
-    while run(["nsenter", f"--net={ns}", "sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/2222"], check=False, executable="/bin/bash").returncode != 0:
+    while run(["nsenter", f"--net={ns}", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/2222"], check=False).returncode != 0:
         if time.time() > deadline or sshd.poll() is not None:
             raise RuntimeError(f"scale sshd did not start: {(d / 'sshd.log').read_text()}")
         time.sleep(0.2)
@@ -474,7 +474,7 @@ def scale(args, work, kprov_bin, results, save):
     for m in args.scale:
         addrs = [f"127.{1 + i // 250}.{i % 250}.{1 + (i % 7)}" for i in range(m)]
         (d / "known_hosts").write_text("".join(f"[{a}]:2222 {hostkey}\n" for a in addrs))
-        hosts = "".join(f"  - {{ name: s{i + 1}, address: {a}, port: 2222, roles: [{'control-plane' if i == 0 else 'worker'}] }}\n" for i, a in enumerate(addrs))
+        hosts = "".join(f"  - {{ name: s{i + 1}, address: {a}, ssh: {{ port: 2222 }}, roles: [{'control-plane' if i == 0 else 'worker'}] }}\n" for i, a in enumerate(addrs))
         tmpl = (BENCH / "kprov/inventory.yaml.in").read_text()
         inv = tmpl.replace("@KEY@", str(d / "id_ed25519")).replace("@KNOWN_HOSTS@", str(d / "known_hosts")).replace("@REPO@", "http://127.0.0.1:9").replace("@HOSTS@\n", hosts)
         (d / f"inv-{m}.yaml").write_text(inv)
