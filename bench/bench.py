@@ -406,7 +406,7 @@ def node_scenarios(args, lab, tools, results, save):
                 sfx = f"/lat{ms}" if ms else ""
                 for scen in (args.scenarios if ms == 0 else args.latency_scenarios):
                     samples = []
-                    for i in range(args.runs):
+                    for i in range(args.runs if scen == "noop" else args.runs_other or args.runs):
                         if scen == "drift":
                             drift(lab)
                         mode = "check" if scen == "check" else "apply"
@@ -554,6 +554,7 @@ def main():
     ap.add_argument("--hosts", type=ints, default=[1, 3, 10], help="node counts (default 1,3,10)")
     ap.add_argument("--tools", type=lambda s: s.split(","), default=list(TOOLS))
     ap.add_argument("--runs", type=int, default=5, help="runs per no-op/drift/check scenario (median)")
+    ap.add_argument("--runs-other", type=int, default=0, help="runs per drift/check scenario (default: --runs)")
     ap.add_argument("--first-runs", type=int, default=2, help="first applies, each on fresh nodes")
     ap.add_argument("--scenarios", type=lambda s: s.split(","), default=["noop", "drift", "check"])
     ap.add_argument("--latency", type=ints, default=[0, 10, 50], help="netem delays (ms) on the nodes' eth0")
