@@ -158,7 +158,11 @@ def measured(cmd, env, cwd, log_path, exclude, after=None):
     with open(log_path, "w") as out:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if CLEAN:
+            CLEAN.procs.append(p)  # ended too if the benchmark is interrupted mid-run
         _, status, ru = os.wait4(p.pid, 0)
+        if CLEAN:
+            CLEAN.procs.remove(p)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
     if after:
@@ -493,8 +497,8 @@ def scale(args, work, kprov_bin, results, save):
                 log(f"scale {m}: exit {mm['rc']}\n{(d / f'plan-{m}-{i}.log').read_text()[-2000:]}")
             samples.append(mm)
             log(f"scale {m} #{i}: {mm['wall_s']:.2f}s cpu {mm['cpu_s']:.2f}s rss {mm['rss_proc_mb']:.0f}MB rc={mm['rc']} conns/host {mm['conns_per_host']}")
-        results[f"scale/{m}"] = summarise(samples)
-        save()
+            results[f"scale/{m}"] = summarise(samples)
+            save()
     sshd.terminate()
     sshd.wait(5)
 
