@@ -404,6 +404,19 @@ def node_scenarios(args, lab, tools, results, save):
             if not first[-1]["ok"]:
                 log(f"{key}: first apply failed; skipping its other scenarios")
                 continue
+            if tool == "kprov" and args.ab:
+                # Two kprov binaries alternated on the same converged nodes (A B A B ...), so a
+                # change to kprov is compared under the same machine load.
+                main_bin, samples = tools.kprov, {"a": [], "b": []}
+                for i in range(args.runs):
+                    for side, binary in (("a", main_bin), ("b", args.ab)):
+                        tools.kprov = binary
+                        samples[side].append(tools.once("kprov", "apply", f"kprov-{n}-ab-{side}-{i}"))
+                tools.kprov = main_bin
+                for side in ("a", "b"):
+                    results[f"kprov/{n}/noop-ab-{side}"] = summarise(samples[side])
+                    log(f"{key}/noop-ab-{side}: median {results[f'kprov/{n}/noop-ab-{side}']['wall_s']:.2f}s")
+                save()
             lat_list = args.latency if n in args.latency_hosts else [0]
             for ms in lat_list:
                 lab.set_latency(ms)
@@ -568,6 +581,7 @@ def main():
     ap.add_argument("--scale-runs", type=int, default=3)
     ap.add_argument("--scale-extra", type=lambda s: s.split(), default=[], help="extra kprov plan arguments in the scale run")
     ap.add_argument("--kprov", default=str(ROOT / "target/release/kprov"))
+    ap.add_argument("--ab", metavar="KPROV", help="also alternate no-op runs of --kprov (a) and this kprov binary (b) on the same nodes")
     ap.add_argument("--venv", default="/work/bench-venv")
     ap.add_argument("--out", default=str(BENCH / "results.json"))
     ap.add_argument("--logs", help="keep every run's output in this directory (default: removed with the work directory)")
