@@ -419,7 +419,13 @@ def node_scenarios(args, lab, tools, results, save):
                 save()
             lat_list = args.latency if n in args.latency_hosts else [0]
             for ms in lat_list:
-                lab.set_latency(ms)
+                try:
+                    lab.set_latency(ms)
+                except RuntimeError as e:
+                    # e.g. a kernel built without CONFIG_NET_SCH_NETEM: "Specified qdisc kind is unknown."
+                    log(f"{key}: no latency sweep, tc netem failed on the nodes: {str(e).strip().splitlines()[-1]}")
+                    results[f"{key}/latency-error"] = str(e).strip().splitlines()[-1]
+                    break
                 sfx = f"/lat{ms}" if ms else ""
                 for scen in (args.scenarios if ms == 0 else args.latency_scenarios):
                     samples = []
