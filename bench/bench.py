@@ -529,6 +529,7 @@ def fmt(x, nd=2):
 
 
 def report(results):
+    results = {k: v for k, v in results.items() if isinstance(v, dict)}
     lines = []
     keys = sorted({k.split("/", 2)[2] for k in results if not k.startswith("scale/") and k.count("/") >= 2},
                   key=lambda s: (s.split("/")[0] not in ("first",), s))
