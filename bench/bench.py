@@ -580,7 +580,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs per no-op/drift/check scenario (median)")
     ap.add_argument("--runs-other", type=int, default=0, help="runs per drift/check scenario (default: --runs)")
     ap.add_argument("--first-runs", type=int, default=2, help="first applies, each on fresh nodes")
-    ap.add_argument("--scenarios", type=lambda s: s.split(","), default=["noop", "drift", "check"])
+    ap.add_argument("--scenarios", type=lambda s: [x for x in s.split(",") if x], default=["noop", "drift", "check"])
     ap.add_argument("--latency", type=ints, default=[0, 10, 50], help="netem delays (ms) on the nodes' eth0")
     ap.add_argument("--latency-scenarios", type=lambda s: s.split(","), default=["noop", "drift"], help="scenarios repeated at each non-zero delay")
     ap.add_argument("--latency-hosts", type=ints, default=[3], help="node counts at which the latency sweep runs")
