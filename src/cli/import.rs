@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 
 use super::Globals;
 use crate::inventory::{self, Diagnostic, Place, did_you_mean, place, place_from_line_column};

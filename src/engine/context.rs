@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use minijinja::{Value, context};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
@@ -101,7 +102,7 @@ fn host_json(h: &HostValues, first_cp: Option<&str>) -> Json {
 
 /// One context per host, in host order. `local_cni_manifest` is the content of a local
 /// manifest file named by the inventory, if any.
-pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValues, local_cni_manifest: Option<&[u8]>) -> Vec<Json> {
+pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValues, local_cni_manifest: Option<&[u8]>) -> Vec<Value> {
     let first_cp = hosts.iter().find(|h| h.roles.iter().any(|r| r == "control-plane"));
     let first_name = first_cp.map(|h| h.name.as_str());
     let minor = format!("v{}", cluster.kubernetes_version);
@@ -123,30 +124,38 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
     });
     let mut cluster_json = serde_json::to_value(cluster).expect("plain data");
     cluster_json["package_version"] = json!(package_version);
-    let all: Vec<Json> = hosts.iter().map(|h| host_json(h, first_name)).collect();
+    // What every host sees alike is converted once and shared (minijinja values are
+    // reference-counted): a context costs the same at 3 hosts and at 1000.
+    let shared_cluster = crate::roles::to_value(&cluster_json);
+    let shared_cni = crate::roles::to_value(json!({
+        "name": cluster.cni,
+        "namespace": info.map(|c| c.namespace),
+        "daemonset": info.map(|c| c.daemonset),
+        "default_cidr": info.and_then(|c| c.default_cidr),
+        "local_manifest": local_manifest,
+    }));
+    let shared_mirrors = crate::roles::to_value(json!({
+        "kubernetes_apt": kubernetes_apt,
+        "kubernetes_apt_key": kubernetes_apt_key,
+        "docker_apt": mirrors.docker_apt.trim_end_matches('/'),
+        "cni_manifest": cni_manifest,
+    }));
+    let each: Vec<Value> = hosts.iter().map(|h| crate::roles::to_value(host_json(h, first_name))).collect();
+    let all = Value::from(each.clone());
+    let first = first_cp.map(|f| crate::roles::to_value(host_json(f, first_name))).unwrap_or(Value::from(()));
     hosts
         .iter()
-        .map(|h| {
-            json!({
-                "cluster": cluster_json,
-                "cni": {
-                    "name": cluster.cni,
-                    "namespace": info.map(|c| c.namespace),
-                    "daemonset": info.map(|c| c.daemonset),
-                    "default_cidr": info.and_then(|c| c.default_cidr),
-                    "local_manifest": local_manifest,
-                },
-                "mirrors": {
-                    "kubernetes_apt": kubernetes_apt,
-                    "kubernetes_apt_key": kubernetes_apt_key,
-                    "docker_apt": mirrors.docker_apt.trim_end_matches('/'),
-                    "cni_manifest": cni_manifest,
-                },
-                "host": host_json(h, first_name),
-                "hosts": all,
-                "first_control_plane": first_cp.map(|f| host_json(f, first_name)),
-                "ssh": { "user": h.ssh_user },
-            })
+        .zip(each)
+        .map(|(h, host)| {
+            context! {
+                cluster => shared_cluster.clone(),
+                cni => shared_cni.clone(),
+                mirrors => shared_mirrors.clone(),
+                host => host,
+                hosts => all.clone(),
+                first_control_plane => first.clone(),
+                ssh => context! { user => h.ssh_user.clone() },
+            }
         })
         .collect()
 }

@@ -7,7 +7,6 @@ pub mod saved;
 
 use std::sync::Arc;
 
-use serde_json::Value as Json;
 use tokio::task::JoinSet;
 
 use crate::apply::{BoxFuture, Remote};
@@ -27,7 +26,7 @@ pub struct Engine {
     pub addresses: Vec<String>,
     pub graph: TaskGraph,
     pub renderer: Renderer,
-    pub contexts: Vec<Json>,
+    pub contexts: Vec<minijinja::Value>,
     pub fact_scripts: Vec<FactScript>,
 }
 
@@ -42,7 +41,7 @@ impl Engine {
     pub fn new(
         hosts: Vec<HostInfo>,
         addresses: Vec<String>,
-        contexts: Vec<Json>,
+        contexts: Vec<minijinja::Value>,
         roles: &RoleSet,
         selection: &Selection,
     ) -> Result<Engine, crate::graph::GraphError> {
@@ -124,7 +123,14 @@ impl Engine {
     /// Problems only visible across hosts (duplicate hostnames, cloned MACs) fail the
     /// preflight step of each host involved.
     fn cross_host_preflight(&self, gathered: &Gathered, planned: &mut Planned) {
-        let policy = self.contexts.first().and_then(|c| serde_json::from_value::<crate::preflight::Policy>(c["cluster"]["preflight"].clone()).ok()).unwrap_or_default();
+        let policy = self
+            .contexts
+            .first()
+            .and_then(|c| c.get_attr("cluster").ok())
+            .and_then(|c| c.get_attr("preflight").ok())
+            .and_then(|v| serde_json::to_value(&v).ok())
+            .and_then(|v| serde_json::from_value::<crate::preflight::Policy>(v).ok())
+            .unwrap_or_default();
         let os: Vec<(usize, &crate::facts::OsFact)> =
             gathered.facts.iter().enumerate().filter_map(|(i, f)| f.as_ref().ok().and_then(|f| f.os()).map(|o| (i, o))).collect();
         for (host, problem) in crate::preflight::check_cluster(&os, &policy) {

@@ -132,7 +132,7 @@ fn engine(dir: &std::path::Path) -> Engine {
     let group = String::from_utf8(std::process::Command::new("id").arg("-gn").output().unwrap().stdout).unwrap().trim().to_string();
     let contexts = hosts
         .iter()
-        .map(|h| json!({ "dir": dir.to_str().unwrap(), "user": user, "group": group, "host": { "name": h.name } }))
+        .map(|h| crate::roles::to_value(json!({ "dir": dir.to_str().unwrap(), "user": user, "group": group, "host": { "name": h.name } })))
         .collect();
     for h in &hosts {
         std::fs::create_dir_all(dir.join(&h.name)).unwrap();
@@ -252,7 +252,7 @@ async fn a_failing_step_stops_its_host_batch_and_reports_output() {
     let e = Engine::new(
         vec![HostInfo { name: "h".into(), control_plane: true, worker: false }],
         vec!["local".into()],
-        vec![json!({"dir": dir.path().to_str().unwrap(), "user": user, "group": group})],
+        vec![crate::roles::to_value(json!({"dir": dir.path().to_str().unwrap(), "user": user, "group": group}))],
         &roles,
         &Selection::default(),
     )

@@ -45,7 +45,7 @@ pub struct Planner<'a> {
     pub graph: &'a TaskGraph,
     pub renderer: &'a Renderer,
     /// Template context per host (inventory values), without facts.
-    pub contexts: &'a [Json],
+    pub contexts: &'a [minijinja::Value],
 }
 
 /// The result of fact gathering for one host.
@@ -64,7 +64,7 @@ impl Planner<'_> {
         queries.into_iter().map(FactScript::new).collect()
     }
 
-    fn render(&self, task: &crate::graph::Task, pass: Pass, ctx: &Json) -> Result<ResourceSpec, String> {
+    fn render(&self, task: &crate::graph::Task, pass: Pass, ctx: &minijinja::Value) -> Result<ResourceSpec, String> {
         let raw = Json::Object(task.decl.spec.clone().into_iter().collect());
         let value = self.renderer.render_value(pass, &raw, ctx)?;
         let spec: ResourceSpec = serde_json::from_value(value).map_err(|e| e.to_string())?;
@@ -141,7 +141,7 @@ impl Planner<'_> {
     fn plan_task(
         &self,
         task: &crate::graph::Task,
-        ctx: &Json,
+        ctx: &minijinja::Value,
         facts: &HostFacts,
         changed: &BTreeMap<(usize, String), bool>,
         captures: &Captures,
@@ -183,12 +183,9 @@ impl Planner<'_> {
     }
 }
 
-/// The host's context with its facts added under `facts` (`facts.os.id`...).
-pub fn with_facts(ctx: &Json, facts: &HostFacts) -> Json {
-    let mut ctx = ctx.clone();
-    if let Json::Object(map) = &mut ctx {
-        let os = facts.os().map(|o| serde_json::to_value(o).unwrap_or(Json::Null)).unwrap_or(Json::Null);
-        map.insert("facts".into(), serde_json::json!({ "os": os }));
-    }
-    ctx
+/// The host's context with its facts added under `facts` (`facts.os.id`...): a small overlay
+/// on the shared context, never a copy of it.
+pub fn with_facts(ctx: &minijinja::Value, facts: &HostFacts) -> minijinja::Value {
+    let os = facts.os().map(crate::roles::to_value).unwrap_or(minijinja::Value::from(()));
+    minijinja::context! { facts => minijinja::context! { os => os }, ..ctx.clone() }
 }

@@ -23,7 +23,7 @@
 mod embedded;
 mod render;
 
-pub use render::{Pass, RenderError, Renderer};
+pub use render::{Pass, RenderError, Renderer, to_value};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -50,15 +50,17 @@ impl Renderer {
         }
     }
 
-    /// Render every string inside `value` as a template.
-    pub fn render_value(&self, pass: Pass, value: &Json, ctx: &Json) -> Result<Json, String> {
+    /// Render every string inside `value` as a template. `ctx` is a host's context (see
+    /// `engine::context`): its parts shared by all hosts are reference-counted, so rendering
+    /// costs the same whatever the number of hosts.
+    pub fn render_value(&self, pass: Pass, value: &Json, ctx: &Value) -> Result<Json, String> {
         Ok(match value {
             // A string that is one expression and nothing else keeps the expression's type, so
             // a role can pass a list or a number (`ignore: "{{ cluster.preflight.ignore }}"`).
             Json::String(s) if is_single_expression(s) => {
                 let expr = s.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
                 let compiled = self.env(pass).compile_expression(expr).map_err(describe)?;
-                let v = compiled.eval(Value::from(minijinja::value::Serde(ctx))).map_err(describe)?;
+                let v = compiled.eval(ctx.clone()).map_err(describe)?;
                 if v.is_undefined() {
                     Json::String(String::new())
                 } else {
@@ -68,7 +70,7 @@ impl Renderer {
             Json::String(s) if s.contains("{{") || s.contains("{%") => {
                 let out = self
                     .env(pass)
-                    .render_str(s, Value::from(minijinja::value::Serde(ctx)))
+                    .render_str(s, ctx.clone())
                     .map_err(describe)?;
                 Json::String(out)
             }
@@ -93,14 +95,19 @@ impl Renderer {
 
     /// Evaluate a `when` expression. In the discovery pass every resource counts as wanted, so
     /// its facts are gathered whichever way the condition later goes.
-    pub fn when(&self, pass: Pass, expr: &str, ctx: &Json) -> Result<bool, String> {
+    pub fn when(&self, pass: Pass, expr: &str, ctx: &Value) -> Result<bool, String> {
         if pass == Pass::Discover {
             return Ok(true);
         }
         let compiled = self.strict.compile_expression(expr).map_err(describe)?;
-        let v = compiled.eval(Value::from(minijinja::value::Serde(ctx))).map_err(describe)?;
+        let v = compiled.eval(ctx.clone()).map_err(describe)?;
         Ok(v.is_true())
     }
+}
+
+/// Any serializable value as a template value (converted once; clones are reference-counted).
+pub fn to_value<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
 }
 
 fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'static> {
