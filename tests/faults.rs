@@ -256,3 +256,35 @@ fn hostile_inventory_values_create_nothing_on_the_node() {
     assert_eq!(pwned.trim(), "", "a hostile value ran on the node");
     assert_clean(&set, 0);
 }
+
+#[test]
+fn the_sudo_password_never_reaches_any_output() {
+    let set = NodeSet::start(&[Flavour::Debian]);
+    let k = Kprov::new();
+    let inv = k.inventory(&set, "ops", &[(0, "control-plane")], "  cni: flannel\n", "");
+    let text_inv = std::fs::read_to_string(&inv).unwrap().replace("  agent: false\n", "  agent: false\n  become_password_env: KPROV_TEST_SUDO\n");
+    std::fs::write(&inv, text_inv).unwrap();
+    let pw = support::nodes::SUDO_PASSWORD;
+    let env = [("KPROV_TEST_SUDO", pw)];
+    let mut outputs = vec![];
+    for args in [
+        vec!["plan", p(&inv), "--tags", "prepare", "-vv"],
+        vec!["plan", p(&inv), "--tags", "prepare", "--json"],
+        vec!["apply", p(&inv), "--tags", "prepare", "-vv"],
+        vec!["apply", p(&inv), "--tags", "prepare", "--output", "json", "-vv"],
+    ] {
+        let o = k.run_env(&args, &env);
+        assert_ne!(code(&o), 1, "{}", text(&o));
+        outputs.push(text(&o));
+    }
+    assert_eq!(set.sh(0, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1", "applied through sudo");
+    // A wrong password fails by name, without echoing either password.
+    let o = k.run_env(&["plan", p(&inv), "--tags", "prepare", "-vv"], &[("KPROV_TEST_SUDO", "wrong-pw-1234")]);
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("h1"), "{}", text(&o));
+    assert!(!text(&o).contains("wrong-pw-1234"), "{}", text(&o));
+    outputs.push(text(&o));
+    for out in &outputs {
+        assert!(!out.contains(pw), "the sudo password reached an output:\n{out}");
+    }
+}
