@@ -18,15 +18,38 @@ pub struct Service {
     /// Names of resources (on the same host) whose change restarts this service.
     #[serde(default)]
     pub restart_on: Vec<String>,
+    /// Keep the service running only once this file exists; before, only its enablement is
+    /// managed. The kubelet restarts in a loop by design until kubeadm writes its config, so
+    /// insisting on "running" before then would never converge.
+    #[serde(default)]
+    pub running_requires: Option<String>,
 }
 
 fn yes() -> bool {
     true
 }
 
+impl Service {
+    /// Whether the running state is managed now (see `running_requires`).
+    fn manages_running(&self, ctx: &CheckContext<'_>) -> Result<bool, CheckError> {
+        match &self.running_requires {
+            None => Ok(true),
+            Some(p) => ctx
+                .facts
+                .file(p)
+                .map(|f| f.exists)
+                .ok_or_else(|| super::missing(&FactQuery::File { path: p.clone() })),
+        }
+    }
+}
+
 impl Resource for Service {
     fn facts(&self) -> Vec<FactQuery> {
-        vec![FactQuery::Service { name: self.name.clone() }]
+        let mut q = vec![FactQuery::Service { name: self.name.clone() }];
+        if let Some(p) = &self.running_requires {
+            q.push(FactQuery::File { path: p.clone() });
+        }
+        q
     }
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<Check, CheckError> {
@@ -45,7 +68,10 @@ impl Resource for Service {
             let old = if s.exists { s.enablement.clone() } else { "absent".into() };
             change = change.attribute("enabled", Some(old), Some(show(self.enabled).into()));
         }
-        if s.active != self.running {
+        let manage_running = self.manages_running(ctx)?;
+        if !manage_running {
+            // Enablement only, until the file it needs exists.
+        } else if s.active != self.running {
             let show = |b| if b { "running" } else { "stopped" };
             change = change.attribute("state", Some(show(s.active).into()), Some(show(self.running).into()));
         } else if self.running && ctx.dependency_changed {
@@ -64,6 +90,9 @@ impl Resource for Service {
         let n = quote(&self.name)?;
         let mut s = String::from("systemctl daemon-reload\n");
         s.push_str(&format!("systemctl {} {n}\n", if self.enabled { "enable" } else { "disable" }));
+        if !self.manages_running(ctx).unwrap_or(true) {
+            return Ok(s);
+        }
         if !self.running {
             s.push_str(&format!("systemctl stop {n}\n"));
         } else if change.action == Action::Restart || ctx.dependency_changed {
