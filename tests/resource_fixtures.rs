@@ -288,19 +288,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn query_label(q: &FactQuery) -> String {
-    match q {
-        FactQuery::Os => "os".into(),
-        FactQuery::File { path } => format!("file {path}"),
-        FactQuery::Sysctl { key } => format!("sysctl {key}"),
-        FactQuery::Module { name } => format!("module {name}"),
-        FactQuery::Swap => "swap".into(),
-        FactQuery::Package { name } => format!("package {name}"),
-        FactQuery::Service { name } => format!("service {name}"),
-        FactQuery::Command { command } => format!("command `{command}`"),
-    }
-}
-
 /// Runs one fixture and returns the text to snapshot.
 fn run(path: &Path, name: &str) -> String {
     let text = std::fs::read_to_string(path).unwrap();
@@ -311,10 +298,10 @@ fn run(path: &Path, name: &str) -> String {
     // The fixture gives exactly the facts the resource asks for.
     let wanted: BTreeSet<FactQuery> = resource.facts().into_iter().collect();
     let given: BTreeSet<FactQuery> = facts.values.keys().cloned().collect();
-    let extra: Vec<String> = given.difference(&wanted).map(query_label).collect();
+    let extra: Vec<String> = given.difference(&wanted).map(FactQuery::label).collect();
     assert!(extra.is_empty(), "{name}: the fixture gives facts the resource never asks for: {extra:?}");
     if fx.expect != Expect::Error {
-        let missing: Vec<String> = wanted.difference(&given).map(query_label).collect();
+        let missing: Vec<String> = wanted.difference(&given).map(FactQuery::label).collect();
         assert!(missing.is_empty(), "{name}: the fixture lacks facts the resource asks for: {missing:?}");
     }
 
@@ -324,7 +311,7 @@ fn run(path: &Path, name: &str) -> String {
     out.push_str(&format!("kind: {}\n", fx.resource.kind()));
     out.push_str("facts:\n");
     for q in &wanted {
-        out.push_str(&format!("  - {}\n", query_label(q)));
+        out.push_str(&format!("  - {}\n", q.label()));
     }
 
     let check = resource.check(&ctx);

@@ -22,7 +22,7 @@ use clap::Args;
 use super::Globals;
 use super::connect::SshConnector;
 use super::plan::{load_inventory, runtime};
-use super::reset::{confirm, reset_host};
+use super::reset::{confirm, last_lines, reset_host};
 use crate::apply::Remote;
 use crate::engine::Connector;
 
@@ -182,30 +182,24 @@ pub fn parse_drain(out: &str) -> Result<Option<Vec<String>>, String> {
     }
     let before = |marker: &str| out.split_once(marker).map(|(b, _)| b).unwrap_or(out);
     if out.contains("@@kprov-node error") {
-        return Err(format!("kubectl get node failed: {}", tail(before("@@kprov-node error"))));
+        return Err(format!("kubectl get node failed: {}", last_lines(before("@@kprov-node error"))));
     }
     let drain_out = out.split_once("@@kprov-drain-output\n").map(|(_, r)| r).unwrap_or_default();
     let drain_out = drain_out.split_once("@@kprov-drain ").map(|(b, _)| b).unwrap_or(drain_out);
     let status = |marker: &str| out.lines().find_map(|l| l.strip_prefix(marker)).map(str::trim);
     match status("@@kprov-drain ") {
         Some("0") => {}
-        Some(rc) => return Err(format!("kubectl drain failed (exit {rc}), nothing was deleted: {}", tail(drain_out))),
-        None => return Err(format!("unexpected output: {}", tail(out))),
+        Some(rc) => return Err(format!("kubectl drain failed (exit {rc}), nothing was deleted: {}", last_lines(drain_out))),
+        None => return Err(format!("unexpected output: {}", last_lines(out))),
     }
     let delete_out = out.split_once("@@kprov-delete-output\n").map(|(_, r)| r).unwrap_or_default();
     let delete_out = delete_out.split_once("@@kprov-delete ").map(|(b, _)| b).unwrap_or(delete_out);
     match status("@@kprov-delete ") {
         Some("0") => {}
-        Some(rc) => return Err(format!("drained, but kubectl delete node failed (exit {rc}): {}", tail(delete_out))),
-        None => return Err(format!("drained, but kubectl delete node did not finish: {}", tail(out))),
+        Some(rc) => return Err(format!("drained, but kubectl delete node failed (exit {rc}): {}", last_lines(delete_out))),
+        None => return Err(format!("drained, but kubectl delete node did not finish: {}", last_lines(out))),
     }
     Ok(Some(drain_out.lines().chain(delete_out.lines()).map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()))
-}
-
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let t = &lines[lines.len().saturating_sub(3)..];
-    if t.is_empty() { "no output".into() } else { t.join(" / ").chars().take(500).collect() }
 }
 
 #[cfg(test)]

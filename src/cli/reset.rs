@@ -230,7 +230,8 @@ pub fn parse_reset(out: &str) -> Result<ResetReport, String> {
     if problems.is_empty() { Ok(r) } else { Err(problems.join("; ")) }
 }
 
-fn last_lines(s: &str) -> String {
+/// The last three non-empty lines of a command's output, for an error message.
+pub(super) fn last_lines(s: &str) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let tail = &lines[lines.len().saturating_sub(3)..];
     if tail.is_empty() { "no output".into() } else { tail.join(" / ").chars().take(500).collect() }

@@ -57,28 +57,15 @@ pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseEr
     for (index, q) in queries.iter().enumerate() {
         let lines = blocks.get(&index).ok_or_else(|| FactParseError::Missing {
             index,
-            query: describe(q),
+            query: q.label(),
         })?;
         let value = parse_block(q, lines).map_err(|message| FactParseError::BadValue {
-            query: describe(q),
+            query: q.label(),
             message,
         })?;
         facts.insert(q.clone(), value);
     }
     Ok(facts)
-}
-
-fn describe(q: &FactQuery) -> String {
-    match q {
-        FactQuery::Os => "os".into(),
-        FactQuery::File { path } => format!("file {path}"),
-        FactQuery::Sysctl { key } => format!("sysctl {key}"),
-        FactQuery::Module { name } => format!("module {name}"),
-        FactQuery::Swap => "swap".into(),
-        FactQuery::Package { name } => format!("package {name}"),
-        FactQuery::Service { name } => format!("service {name}"),
-        FactQuery::Command { command } => format!("command {command:?}"),
-    }
 }
 
 /// `key=value` lines; a line without `=` is a flag with an empty value.

@@ -25,6 +25,22 @@ pub enum FactQuery {
     Command { command: String },
 }
 
+impl FactQuery {
+    /// A short name for messages: `file /etc/x`, `package kubelet`, `command "test -f /x"`.
+    pub fn label(&self) -> String {
+        match self {
+            FactQuery::Os => "os".into(),
+            FactQuery::File { path } => format!("file {path}"),
+            FactQuery::Sysctl { key } => format!("sysctl {key}"),
+            FactQuery::Module { name } => format!("module {name}"),
+            FactQuery::Swap => "swap".into(),
+            FactQuery::Package { name } => format!("package {name}"),
+            FactQuery::Service { name } => format!("service {name}"),
+            FactQuery::Command { command } => format!("command {command:?}"),
+        }
+    }
+}
+
 /// Files larger than this are compared by hash only; their content is not fetched.
 pub const FILE_CONTENT_LIMIT: u64 = 128 * 1024;
 
