@@ -125,13 +125,26 @@ pub async fn run(
     report
 }
 
-const KUBECONFIG: &str = "export KUBECONFIG=/etc/kubernetes/admin.conf\n";
+pub(super) const KUBECONFIG: &str = "export KUBECONFIG=/etc/kubernetes/admin.conf\n";
+/// Lists the nodes as JSON between markers; read by [`parse_node_list`].
+pub(super) const NODES_SCRIPT: &str = "echo @@kprov-nodes; kubectl get nodes -o json 2>&1; echo \"@@kprov-nodes-end $?\"\n";
+
+/// What `kubectl get nodes -o json` says of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub name: String,
+    pub ready: bool,
+    /// `status.nodeInfo.kubeletVersion`, e.g. v1.34.2.
+    pub kubelet_version: String,
+    /// Cordoned (`spec.unschedulable`).
+    pub unschedulable: bool,
+}
 
 /// Polls `kubectl get nodes -o json` until every expected node is Ready or `wait` is over.
 /// Returns the expected nodes found Ready at the last look.
 async fn wait_ready(remote: &dyn Remote, expected: &[String], wait: Duration) -> Result<Vec<String>, String> {
     let started = Instant::now();
-    let script = format!("{KUBECONFIG}echo @@kprov-nodes; kubectl get nodes -o json 2>&1; echo \"@@kprov-nodes-end $?\"\n");
+    let script = format!("{KUBECONFIG}{NODES_SCRIPT}");
     let mut last_error;
     loop {
         let out = remote.run_script(script.clone()).await?;
@@ -152,8 +165,13 @@ async fn wait_ready(remote: &dyn Remote, expected: &[String], wait: Duration) ->
     }
 }
 
-/// The Ready nodes in the output of the script above.
+/// The Ready nodes in the output of [`NODES_SCRIPT`].
 pub fn parse_nodes(out: &str) -> Result<BTreeSet<String>, String> {
+    Ok(parse_node_list(out)?.into_iter().filter(|n| n.ready).map(|n| n.name).collect())
+}
+
+/// Every node in the output of [`NODES_SCRIPT`].
+pub fn parse_node_list(out: &str) -> Result<Vec<NodeStatus>, String> {
     let body = out.split_once("@@kprov-nodes\n").map(|(_, b)| b).ok_or_else(|| first_line(out))?;
     let (json, status) = body.rsplit_once("@@kprov-nodes-end ").ok_or_else(|| first_line(body))?;
     if status.trim() != "0" {
@@ -163,16 +181,20 @@ pub fn parse_nodes(out: &str) -> Result<BTreeSet<String>, String> {
     let items = v.get("items").and_then(|i| i.as_array()).ok_or("kubectl get nodes -o json has no items")?;
     Ok(items
         .iter()
-        .filter(|n| {
-            n.pointer("/status/conditions")
+        .filter_map(|n| {
+            let name = n.pointer("/metadata/name").and_then(|s| s.as_str())?.to_string();
+            let ready = n
+                .pointer("/status/conditions")
                 .and_then(|c| c.as_array())
-                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            let kubelet_version = n.pointer("/status/nodeInfo/kubeletVersion").and_then(|s| s.as_str()).unwrap_or_default().to_string();
+            let unschedulable = n.pointer("/spec/unschedulable").and_then(|s| s.as_bool()).unwrap_or(false);
+            Some(NodeStatus { name, ready, kubelet_version, unschedulable })
         })
-        .filter_map(|n| n.pointer("/metadata/name").and_then(|s| s.as_str()).map(str::to_string))
         .collect())
 }
 
-fn first_line(s: &str) -> String {
+pub(super) fn first_line(s: &str) -> String {
     s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").chars().take(300).collect()
 }
 
@@ -277,6 +299,10 @@ mod tests {
             {\"metadata\":{\"name\":\"w2\"},\"status\":{}}]}\n@@kprov-nodes-end 0\n";
         let ready = parse_nodes(out).unwrap();
         assert_eq!(ready.into_iter().collect::<Vec<_>>(), vec!["cp1".to_string()]);
+        let out = "@@kprov-nodes\n{\"items\":[{\"metadata\":{\"name\":\"w1\"},\"spec\":{\"unschedulable\":true},\
+            \"status\":{\"nodeInfo\":{\"kubeletVersion\":\"v1.33.6\"}}}]}\n@@kprov-nodes-end 0\n";
+        let all = parse_node_list(out).unwrap();
+        assert_eq!(all, vec![NodeStatus { name: "w1".into(), ready: false, kubelet_version: "v1.33.6".into(), unschedulable: true }]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use clap::Args;
 use super::progress::Progress;
 use super::{Globals, after};
 use super::plan::{SelectArgs, load_inventory, prepare, runtime};
-use crate::apply::{ApplyOptions, ApplyReport, HostRuntime, apply};
+use crate::apply::{ApplyOptions, ApplyReport, apply};
 use crate::engine::saved;
 use crate::plan::render_text;
 
@@ -82,13 +82,7 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             p.connector.close_all().await;
             return Ok(None);
         }
-        let hosts: Vec<HostRuntime> = (0..p.engine.hosts.len())
-            .map(|h| HostRuntime {
-                name: p.engine.hosts[h].name.clone(),
-                remote: p.gathered.remotes[h].clone(),
-                facts: p.gathered.facts[h].clone().unwrap_or_default(),
-            })
-            .collect();
+        let hosts = p.host_runtimes();
         let c = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {

@@ -6,6 +6,7 @@
 
 mod after;
 mod apply;
+mod backup;
 mod connect;
 mod facts;
 mod import;
@@ -16,6 +17,7 @@ mod remove_node;
 mod reset;
 mod setup;
 mod ssh;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +85,11 @@ pub enum Command {
     Reset(reset::ResetArgs),
     /// Drain and delete a node from the cluster, then reset it (asks to confirm unless --yes).
     RemoveNode(remove_node::RemoveNodeArgs),
+    /// Upgrade the cluster to the inventory's Kubernetes version, in kubeadm's order (asks to
+    /// confirm unless --yes).
+    Upgrade(upgrade::UpgradeArgs),
+    /// Save an etcd snapshot of the cluster on this machine.
+    Backup(backup::BackupArgs),
     /// Convert another tool's inventory into a kprov inventory (exit 1 on any problem).
     Import(import::ImportArgs),
     /// Print the JSON Schema of the inventory.
@@ -112,6 +119,8 @@ pub fn main() -> ExitCode {
         Command::Ssh(a) => ssh::run(a, &cli.globals),
         Command::Reset(a) => reset::run(a, &cli.globals),
         Command::RemoveNode(a) => remove_node::run(a, &cli.globals),
+        Command::Upgrade(a) => upgrade::run(a, &cli.globals),
+        Command::Backup(a) => backup::run(a, &cli.globals),
         Command::Import(a) => import::run(a, &cli.globals),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&crate::inventory::schema()).expect("schema serializes"));

@@ -55,6 +55,19 @@ pub struct Prepared {
     pub planned: Planned,
 }
 
+impl Prepared {
+    /// What apply needs of each host: its connection and facts from the gathering.
+    pub fn host_runtimes(&self) -> Vec<crate::apply::HostRuntime> {
+        (0..self.engine.hosts.len())
+            .map(|h| crate::apply::HostRuntime {
+                name: self.engine.hosts[h].name.clone(),
+                remote: self.gathered.remotes[h].clone(),
+                facts: self.gathered.facts[h].clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
 pub fn load_inventory(path: &std::path::Path, g: &Globals) -> Option<Inventory> {
     let loaded = inventory::load(path);
     super::validate::report(&loaded, g).cloned()

@@ -38,7 +38,7 @@ pub struct RemoveNodeArgs {
 }
 
 /// How long a drain may take before it counts as failed.
-const DRAIN_TIMEOUT: &str = "300s";
+pub(super) const DRAIN_TIMEOUT: &str = "300s";
 
 pub fn run(args: &RemoveNodeArgs, g: &Globals) -> ExitCode {
     let Some(inv) = load_inventory(&args.inventory, g) else { return ExitCode::from(1) };

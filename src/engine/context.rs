@@ -100,6 +100,15 @@ fn host_json(h: &HostValues, first_cp: Option<&str>) -> Json {
     })
 }
 
+/// The apt version glob of the Kubernetes packages: `1.34.*` for a minor, `1.34.2-*` for a
+/// patch release (`v1.34.2`); the `-*` takes the repository's package revision.
+pub fn package_version(minor: &str, patch: Option<&str>) -> String {
+    match patch {
+        Some(p) => format!("{}-*", p.trim_start_matches('v')),
+        None => format!("{minor}.*"),
+    }
+}
+
 /// One context per host, in host order. `local_cni_manifest` is the content of a local
 /// manifest file named by the inventory, if any.
 pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValues, local_cni_manifest: Option<&[u8]>) -> Vec<Value> {
@@ -114,10 +123,7 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
         .replace("{minor}", &minor);
     let info = cni(&cluster.cni);
     let cni_manifest = mirrors.cni_manifest.clone().or_else(|| info.map(|c| c.url.to_string())).unwrap_or_default();
-    let package_version = match &cluster.kubernetes_patch_version {
-        Some(p) => format!("{}-*", p.trim_start_matches('v')),
-        None => format!("{}.*", cluster.kubernetes_version),
-    };
+    let package_version = package_version(&cluster.kubernetes_version, cluster.kubernetes_patch_version.as_deref());
     let local_manifest = local_cni_manifest.map(|bytes| {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(bytes)

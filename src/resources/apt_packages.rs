@@ -1,5 +1,11 @@
 //! Debian packages installed at a pinned version and optionally held (apt-mark hold), so a
 //! routine `apt upgrade` cannot move kubelet or kubeadm under a running cluster.
+//!
+//! `keep_minor_if: PATH`: while PATH exists on the host (for the Kubernetes packages,
+//! /etc/kubernetes/kubelet.conf: the host is a node of a cluster), an installed package is never
+//! moved to another minor version (`1.33.x` to `1.34.*`); the check fails and says that a
+//! cluster changes minor with `kprov upgrade`, which runs kubeadm's upgrade in its order. Patch
+//! releases within the minor are still installed.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +22,40 @@ pub struct AptPackages {
     pub version: Option<String>,
     #[serde(default)]
     pub hold: bool,
+    #[serde(default)]
+    pub keep_minor_if: Option<String>,
+}
+
+/// `1.34` of `1.34.2-1.1`, `1.34.*` or `v1.34.2`; None when the version does not start with a
+/// major and a minor.
+pub(crate) fn minor_of(version: &str) -> Option<&str> {
+    let v = version.trim_start_matches('v');
+    let mut dots = v.match_indices('.').map(|(i, _)| i);
+    let first = dots.next()?;
+    let end = dots.next().unwrap_or(v.len());
+    let (major, minor) = (&v[..first], &v[first + 1..end]);
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numeric(major) && numeric(minor)).then_some(&v[..end])
+}
+
+/// The script that installs `install` at `version` (an apt version or glob) from freshly updated
+/// lists, then holds `hold`. Held packages are moved: the hold guards against `apt upgrade`, not
+/// against kprov. Also used by `kprov upgrade`.
+pub fn install_script(install: &[&str], version: Option<&str>, hold: &[&str]) -> Result<String, QuoteError> {
+    let targets: Vec<String> = install.iter().map(|n| version.map(|v| format!("{n}={v}")).unwrap_or_else(|| n.to_string())).collect();
+    let mut s = String::from("export DEBIAN_FRONTEND=noninteractive\n");
+    if !targets.is_empty() {
+        s.push_str("apt-get -q -o DPkg::Lock::Timeout=300 update\n");
+        s.push_str(&format!(
+            "apt-get -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+--allow-change-held-packages --allow-downgrades install {}\n",
+            crate::shell::join(targets.iter().map(String::as_str))?
+        ));
+    }
+    if !hold.is_empty() {
+        s.push_str(&format!("apt-mark hold {} >/dev/null\n", crate::shell::join(hold.iter().copied())?));
+    }
+    Ok(s)
 }
 
 /// apt's version globs: `*` matches any run of characters.
@@ -40,6 +80,20 @@ impl AptPackages {
         }
     }
 
+    /// The package would move to another minor on a host where that is refused.
+    fn minor_change_refused(&self, ctx: &CheckContext<'_>, name: &str, p: &PackageFact) -> Option<String> {
+        let guard = self.keep_minor_if.as_deref()?;
+        let want = self.version.as_deref()?;
+        let have = p.version.as_deref().filter(|_| p.installed)?;
+        if !ctx.facts.file(guard).is_some_and(|f| f.exists) || minor_of(want) == minor_of(have) {
+            return None;
+        }
+        Some(format!(
+            "{name} {have} is installed and {guard} exists (this host is a node of a cluster): installing {want} would change its Kubernetes minor \
+without kubeadm's upgrade; upgrade the cluster with `kprov upgrade INVENTORY` (control planes first, then workers, each drained and uncordoned)"
+        ))
+    }
+
     fn wrong_version(&self, p: &PackageFact) -> bool {
         match (&self.version, &p.version) {
             (None, _) => !p.installed,
@@ -51,7 +105,9 @@ impl AptPackages {
 
 impl Resource for AptPackages {
     fn facts(&self) -> Vec<FactQuery> {
-        self.names.iter().map(|n| FactQuery::Package { name: n.clone() }).collect()
+        let mut q: Vec<FactQuery> = self.names.iter().map(|n| FactQuery::Package { name: n.clone() }).collect();
+        q.extend(self.keep_minor_if.iter().map(|path| FactQuery::File { path: path.clone() }));
+        q
     }
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<Check, CheckError> {
@@ -61,6 +117,9 @@ impl Resource for AptPackages {
         for n in &self.names {
             let p = self.state(ctx, n)?;
             any_installed |= p.installed;
+            if let Some(refused) = self.minor_change_refused(ctx, n, p) {
+                return Err(CheckError::Unsupported(refused));
+            }
             if self.wrong_version(p) {
                 installs.push(n.as_str());
                 change = change.attribute(
@@ -88,30 +147,10 @@ impl Resource for AptPackages {
     }
 
     fn apply_script(&self, ctx: &CheckContext<'_>, _change: &Change) -> Result<String, QuoteError> {
-        let mut targets = vec![];
-        for n in &self.names {
-            if let Ok(p) = self.state(ctx, n) {
-                if self.wrong_version(p) {
-                    targets.push(match &self.version {
-                        Some(v) => format!("{n}={v}"),
-                        None => n.clone(),
-                    });
-                }
-            }
-        }
-        let mut s = String::from("export DEBIAN_FRONTEND=noninteractive\n");
-        if !targets.is_empty() {
-            s.push_str("apt-get -q -o DPkg::Lock::Timeout=300 update\n");
-            s.push_str(&format!(
-                "apt-get -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
---allow-change-held-packages --allow-downgrades install {}\n",
-                crate::shell::join(targets.iter().map(String::as_str))?
-            ));
-        }
-        if self.hold {
-            s.push_str(&format!("apt-mark hold {} >/dev/null\n", crate::shell::join(self.names.iter().map(String::as_str))?));
-        }
-        Ok(s)
+        let wrong: Vec<&str> =
+            self.names.iter().filter(|n| self.state(ctx, n).is_ok_and(|p| self.wrong_version(p))).map(String::as_str).collect();
+        let hold: Vec<&str> = if self.hold { self.names.iter().map(String::as_str).collect() } else { vec![] };
+        install_script(&wrong, self.version.as_deref(), &hold)
     }
 }
 
@@ -126,5 +165,17 @@ mod tests {
         assert!(version_matches("1.34.2-1.1", "1.34.2-1.1"));
         assert!(!version_matches("1.34.2", "1.34.2-1.1"));
         assert!(version_matches("*", ""));
+    }
+
+    #[test]
+    fn minors() {
+        use super::minor_of;
+        assert_eq!(minor_of("1.34.2-1.1"), Some("1.34"));
+        assert_eq!(minor_of("1.34.*"), Some("1.34"));
+        assert_eq!(minor_of("v1.33.6"), Some("1.33"));
+        assert_eq!(minor_of("1.34"), Some("1.34"));
+        assert_eq!(minor_of("2:1.7.24"), None);
+        assert_eq!(minor_of("*"), None);
+        assert_eq!(minor_of("1."), None);
     }
 }

@@ -10,7 +10,7 @@
 //! Roles declare resources in YAML as `kind: {fields}` (externally tagged), e.g.
 //! `sysctl: { file: /etc/sysctl.d/k8s.conf, values: { net.ipv4.ip_forward: "1" } }`.
 
-mod apt_packages;
+pub mod apt_packages;
 mod apt_repository;
 pub mod capture;
 mod command;
