@@ -183,3 +183,155 @@ fn a_host_added_to_the_inventory_joins_then_remove_node_and_reset_take_the_clust
     assert_eq!(code(&plan), 2, "{}", text(&plan));
     assert!(stdout(&plan).contains("control-plane-init/kubeadm-init"), "{}", text(&plan));
 }
+
+/// `kubectl get nodes -o json` on the first control plane: (name, kubelet version, Ready,
+/// cordoned) for every node.
+fn node_versions(set: &NodeSet) -> Vec<(String, String, bool, bool)> {
+    let json = set.sh(0, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+                n["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap().to_string(),
+                n["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "Ready" && c["status"] == "True"),
+                n["spec"]["unschedulable"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+fn package_versions(set: &NodeSet, node: usize) -> String {
+    set.sh(node, "dpkg-query -W -f '${Package}=${Version} ' kubeadm kubelet kubectl; apt-mark showhold | tr '\\n' ' '")
+}
+
+#[test]
+fn backup_saves_etcd_and_upgrade_moves_the_cluster_one_minor_in_kubeadms_order() {
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Ubuntu, Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    let k = Kprov::new();
+    let cluster = |version: &str| {
+        format!("  name: homelab\n  kubernetes_version: \"{version}\"\n  cni: flannel\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"))
+    };
+    let roles = [(0, "control-plane"), (1, "worker"), (2, "worker")];
+    let inv = k.inventory(&set, "root", &roles, &cluster("1.33"), &repo.mirrors_yaml());
+    let inv = p(&inv).to_string();
+    let inv = inv.as_str();
+    let apply = k.run(&["apply", inv]);
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    let before = node_versions(&set);
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert!(before.iter().all(|(_, v, ready, _)| v == "v1.33.6" && *ready), "{before:?}");
+
+    // backup: the snapshot arrives whole, private, and is gone from the node.
+    let out = k.path("snaps/homelab.db");
+    let backup = k.run(&["backup", inv, "--output", p(&out)]);
+    assert_eq!(code(&backup), 0, "{}", text(&backup));
+    let bytes = std::fs::read(&out).unwrap();
+    let snap = String::from_utf8_lossy(&bytes);
+    assert!(snap.starts_with("kprov-double etcd snapshot\n"), "{snap}");
+    assert!(snap.contains("\"h2\"") && snap.contains("\"h3\"") && snap.contains("kube-flannel-ds"), "the cluster's objects are in it: {snap}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    let said = stdout(&backup);
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    assert!(said.contains(&format!("sha256 {sha}")) && said.contains(&format!("{} bytes", bytes.len())), "{said}");
+    assert!(!said.contains("BEGIN") && !snap.is_empty(), "the snapshot is not printed");
+    assert_eq!(set.sh(0, "ls /var/lib/etcd | grep -c kprov-snapshot || true").trim(), "0", "nothing left on the node");
+    let again = k.run(&["backup", inv, "--output", p(&out)]);
+    assert_eq!(code(&again), 1, "{}", text(&again));
+    assert!(text(&again).contains("never overwrites"), "{}", text(&again));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes, "the old snapshot is untouched");
+    let named = k.run(&["backup", inv, "-q"]);
+    assert_eq!(code(&named), 0, "{}", text(&named));
+    let default: Vec<String> = std::fs::read_dir(k.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("homelab-etcd-") && n.ends_with("Z.db"))
+        .collect();
+    assert_eq!(default.len(), 1, "default name CLUSTER-etcd-TIMESTAMP.db: {default:?}");
+
+    // The inventory moves to 1.34: apply refuses to move packages under a running cluster...
+    k.inventory(&set, "root", &roles, &cluster("1.34"), &repo.mirrors_yaml());
+    let plan = k.run(&["plan", inv]);
+    assert_eq!(code(&plan), 1, "{}", text(&plan));
+    assert!(text(&plan).contains("kprov upgrade"), "the plan says what to do instead: {}", text(&plan));
+    // ... and upgrade shows its order, and changes nothing without a confirmation.
+    let dry = k.run(&["upgrade", inv, "--dry-run"]);
+    assert_eq!(code(&dry), 2, "{}", text(&dry));
+    let shown = stdout(&dry);
+    assert!(line_of(&shown, "h1").contains("step 1: kubeadm upgrade apply"), "{shown}");
+    assert!(line_of(&shown, "h2").contains("step 2: kubeadm upgrade node") && line_of(&shown, "h3").contains("step 3:"), "{shown}");
+    let refused = k.run(&["upgrade", inv]);
+    assert_eq!(code(&refused), 1, "{}", text(&refused));
+    assert!(text(&refused).contains("without --yes"), "{}", text(&refused));
+    assert!(package_versions(&set, 0).contains("kubeadm=1.33.6"), "nothing changed");
+
+    // A kubelet that cannot restart on h2 stops the upgrade there: h1 is done, h2 is left
+    // cordoned and named, h3 is not started.
+    set.sh(1, "systemctl mask kubelet");
+    let stopped = k.run(&["upgrade", inv, "--yes"]);
+    assert_eq!(code(&stopped), 1, "{}", text(&stopped));
+    let said = text(&stopped);
+    assert!(said.contains("h2: installing kubelet and kubectl failed") && said.contains("masked"), "{said}");
+    assert!(said.contains("Upgraded before it stopped: h1") && said.contains("h2 is drained and still cordoned"), "{said}");
+    assert!(!said.contains("h3: kubeadm"), "h3 was not started: {said}");
+    let mid = node_versions(&set);
+    assert!(mid.contains(&("h1".into(), "v1.34.2".into(), true, false)), "{mid:?}");
+    assert!(mid.iter().any(|(n, _, _, cordoned)| n == "h2" && *cordoned), "{mid:?}");
+    assert!(mid.contains(&("h3".into(), "v1.33.6".into(), true, false)), "{mid:?}");
+    assert!(set.sh(0, "kubectl --kubeconfig /etc/kubernetes/admin.conf version").contains("Server Version: v1.34.2"));
+
+    // Fixed, run again: it resumes with h2 and h3, in order, and every node ends at 1.34.
+    set.sh(1, "systemctl unmask kubelet");
+    let resumed = k.run(&["upgrade", inv, "--yes"]);
+    assert_eq!(code(&resumed), 0, "{}", text(&resumed));
+    let said = text(&resumed);
+    assert!(line_of(&said, "h1").contains("up to date"), "{said}");
+    let pos = |s: &str| said.find(s).unwrap_or_else(|| panic!("{s:?} missing: {said}"));
+    assert!(pos("h2: uncordoned, Ready at v1.34.2") < pos("h3: kubeadm v1.34.2 installed"), "one worker at a time: {said}");
+    assert!(said.contains("upgraded to v1.34.2"), "{said}");
+    let after = node_versions(&set);
+    for h in ["h1", "h2", "h3"] {
+        assert!(after.contains(&(h.into(), "v1.34.2".into(), true, false)), "{h}: {after:?}");
+    }
+    for node in 0..3 {
+        let pkgs = package_versions(&set, node);
+        assert!(pkgs.starts_with("kubeadm=1.34.2-1.1 kubectl=1.34.2-1.1 kubelet=1.34.2-1.1 kubeadm kubectl kubelet"), "node {node}: {pkgs}");
+        assert!(set.sh(node, "cat /etc/apt/sources.list.d/kubernetes.list").contains("/v1.34/"), "node {node}: repository");
+    }
+    // The inventory and the cluster agree: nothing to plan, nothing to upgrade.
+    let plan = k.run(&["plan", inv]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    let noop = k.run(&["upgrade", inv, "--yes"]);
+    assert_eq!(code(&noop), 0, "{}", text(&noop));
+    assert!(stdout(&noop).contains("Nothing to upgrade"), "{}", text(&noop));
+    // Back to 1.33 is a downgrade: refused before anything changes.
+    k.inventory(&set, "root", &roles, &cluster("1.33"), &repo.mirrors_yaml());
+    let down = k.run(&["upgrade", inv, "--yes"]);
+    assert_eq!(code(&down), 1, "{}", text(&down));
+    assert!(text(&down).contains("does not downgrade"), "{}", text(&down));
+
+    // At a terminal: a wrong name typed at the confirmation aborts, the right one goes ahead.
+    let typo = k.run_tty(&["reset", inv, "--limit", "h3"], "homelb\n");
+    assert_eq!(code(&typo), 1, "{}", text(&typo));
+    assert!(stdout(&typo).contains("Type the cluster's name (homelab) to confirm") && stdout(&typo).contains("aborted"), "{}", text(&typo));
+    assert!(exists(&set, 2, "/etc/kubernetes/kubelet.conf"));
+    let typed = k.run_tty(&["reset", inv, "--limit", "h3"], "homelab\n");
+    assert_eq!(code(&typed), 0, "{}", text(&typed));
+    assert!(!exists(&set, 2, "/etc/kubernetes/kubelet.conf"), "h3 was reset");
+    // And `kprov ssh` without a command is an interactive shell on the host.
+    let shell = k.run_tty(&["ssh", inv, "h2"], "echo marker-$((6*7)) $(hostname)\nexit 3\n");
+    assert_eq!(code(&shell), 3, "{}", text(&shell));
+    assert!(stdout(&shell).contains(&format!("marker-42 {}", set.sh(1, "hostname").trim())), "{}", text(&shell));
+}
+
+fn line_of(text: &str, host: &str) -> String {
+    text.lines().find(|l| l.trim_start().starts_with(&format!("{host} "))).unwrap_or_default().to_string()
+}

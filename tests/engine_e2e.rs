@@ -91,14 +91,7 @@ fn converge_noop_drift_and_saved_plans() {
 
     // On a terminal (a pseudo-terminal from `script`), progress is a bar per host.
     set.sh(0, "sysctl -qw net.ipv4.ip_forward=0");
-    let cmd = format!("{} apply {inv} --tags prepare --color never", env!("CARGO_BIN_EXE_kprov"));
-    let tty = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("HOME", k.home.path())
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(k.dir.path())
-        .output()
-        .unwrap();
+    let tty = k.run_tty(&["apply", inv, "--tags", "prepare", "--color", "never"], "");
     let screen = String::from_utf8_lossy(&tty.stdout);
     assert!(tty.status.success(), "{screen}");
     assert!(screen.contains("1/1") && screen.contains("done"), "a finished bar for h1: {screen}");

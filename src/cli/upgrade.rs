@@ -463,6 +463,14 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
                 ));
             }
             if args.dry_run {
+                let nodes: usize = plan.batches.iter().map(Vec::len).sum();
+                println!(
+                    "Upgrade pending: {nodes} {} in {} {}; `kprov upgrade {}` carries it out.",
+                    if nodes == 1 { "node" } else { "nodes" },
+                    plan.batches.len(),
+                    if plan.batches.len() == 1 { "step" } else { "steps" },
+                    args.inventory.display()
+                );
                 return Ok(ExitCode::from(2));
             }
             if !args.yes {
@@ -561,7 +569,7 @@ fn stopped(f: &Failure, done: &[String], target: &Target) -> miette::Report {
         "{}: {} failed: {}. The upgrade stopped; nothing further was started. {finished}{left}",
         f.host,
         f.step,
-        f.message
+        f.message.trim_end_matches('.')
     )
 }
 

@@ -778,7 +778,8 @@ def kubectl_exec(base, opts, what, command):
     if not command:
         die("error: you must specify at least one command for the container")
     tool, cargs = os.path.basename(command[0]), command[1:]
-    copts, crest = parse_flags(cargs, {"endpoints", "cacert", "cert", "key", "write-out", "w"})
+    cargs = ["--write-out=" + cargs[i + 1] if a == "-w" and i + 1 < len(cargs) else a for i, a in enumerate(cargs) if i == 0 or cargs[i - 1] != "-w"]
+    copts, crest = parse_flags(cargs, {"endpoints", "cacert", "cert", "key", "write-out"})
     if tool == "etcdctl" and crest[:2] == ["snapshot", "save"] and len(crest) == 3:
         for flag in ETCD_CERTS:
             k, v = flag[2:].split("=", 1)
@@ -806,7 +807,7 @@ def kubectl_exec(base, opts, what, command):
         status = {"hash": int(hashlib.sha256(data).hexdigest()[:8], 16), "revision": state.get("revision", 1),
                   "totalKey": len(state.get("nodes", {})) + len(state.get("objects", [])) + len(state.get("tokens", {})),
                   "totalSize": len(data), "version": "3.6.0"}
-        if (copts.get("w") or copts.get("write-out")) == "json":
+        if copts.get("write-out") == "json":
             print(json.dumps(status))
         else:
             print("%(hash)x, %(revision)d, %(totalKey)d, %(totalSize)d B" % status)

@@ -48,6 +48,32 @@ impl Kprov {
     }
 }
 
+impl Kprov {
+    /// Run kprov on a pseudo-terminal (util-linux `script`), with `input` typed at it: what
+    /// an operator at a terminal sees and does. Standard output holds the whole screen.
+    pub fn run_tty(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut line = shlex::try_quote(env!("CARGO_BIN_EXE_kprov")).unwrap().into_owned();
+        for a in args {
+            line.push(' ');
+            line.push_str(&shlex::try_quote(a).unwrap());
+        }
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
 pub fn text(o: &Output) -> String {
     format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
