@@ -91,12 +91,15 @@ fn ha_three_control_planes_and_a_worker() {
     let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian, Flavour::Debian]);
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
-    let cluster = format!(
-        "  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n",
-        set.node(0).ip,
-        repo.manifest("calico.yaml")
-    );
-    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "control-plane"), (2, "control-plane"), (3, "worker")], &cluster, &repo.mirrors_yaml());
+    let cluster = |version: &str| {
+        format!(
+            "  kubernetes_version: \"{version}\"\n  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n",
+            set.node(0).ip,
+            repo.manifest("calico.yaml")
+        )
+    };
+    let roles = [(0, "control-plane"), (1, "control-plane"), (2, "control-plane"), (3, "worker")];
+    let inv = k.inventory(&set, "root", &roles, &cluster("1.33"), &repo.mirrors_yaml());
     // Every output a user or a CI log could see: plans in three formats, a debug-level apply
     // (-vv: every log line), JSON reports, and a second apply.
     let mut outputs = vec![];
@@ -133,6 +136,31 @@ fn ha_three_control_planes_and_a_worker() {
     // Joined control planes got the admin kubeconfig; the certificate key never showed.
     assert!(set.exec(1, "test -f /etc/kubernetes/admin.conf").status.success());
     assert!(!regex::Regex::new(r"[0-9a-f]{64}").unwrap().is_match(&String::from_utf8_lossy(&apply.stdout)));
+    let again = k.run(&["plan", p(&inv)]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+
+    // Upgrade to 1.34: `kubeadm upgrade apply` on the first control plane only, then the other
+    // control planes one at a time with `kubeadm upgrade node`, then the worker. No secret shows.
+    k.inventory(&set, "root", &roles, &cluster("1.34"), &repo.mirrors_yaml());
+    let upgrade = k.run(&["upgrade", p(&inv), "--yes", "-v"]);
+    assert_eq!(code(&upgrade), 0, "{}", text(&upgrade));
+    let said = text(&upgrade);
+    for s in &secrets {
+        assert!(!said.contains(s.as_str()), "a secret ({}...) reached the upgrade's output:\n{said}", &s[..6]);
+    }
+    let pos = |s: &str| said.find(s).unwrap_or_else(|| panic!("{s:?} missing: {said}"));
+    assert_eq!(said.matches("kubeadm upgrade apply v1.34.2").count(), 1, "{said}");
+    assert!(pos("h1: kubeadm upgrade apply v1.34.2") < pos("h1: uncordoned"), "{said}");
+    assert!(pos("h1: uncordoned") < pos("h2: kubeadm v1.34.2 installed"), "{said}");
+    assert!(pos("h2: uncordoned") < pos("h3: kubeadm v1.34.2 installed"), "control planes one at a time: {said}");
+    assert!(pos("h3: uncordoned") < pos("h4: kubeadm v1.34.2 installed"), "workers after every control plane: {said}");
+    assert!(said.contains("h2: kubeadm upgrade node done") && said.contains("h3: kubeadm upgrade node done"), "{said}");
+    for node in 1..3 {
+        assert!(set.sh(node, "head -1 /etc/kubernetes/manifests/etcd.yaml").contains("v1.34.2"), "node {node}: its control plane was upgraded");
+    }
+    let nodes = nodes_ready(&set, 0);
+    assert_eq!(nodes.matches(" Ready ").count(), 4, "{nodes}");
+    assert_eq!(nodes.matches("v1.34.2").count(), 4, "{nodes}");
     let again = k.run(&["plan", p(&inv)]);
     assert_eq!(code(&again), 0, "{}", text(&again));
 }
