@@ -116,10 +116,10 @@ pub fn run(args: &BackupArgs, g: &Globals) -> ExitCode {
         eprintln!("{e:?}");
         ExitCode::from(1)
     };
-    if let Some(path) = &args.output {
-        if let Err(e) = refuse_existing(path) {
-            return fail(e);
-        }
+    if let Some(path) = &args.output
+        && let Err(e) = refuse_existing(path)
+    {
+        return fail(e);
     }
     let first = inv.first_control_plane().name.clone();
     let Some(index) = inv.hosts.iter().position(|h| h.name == first) else { return ExitCode::from(1) };

@@ -129,10 +129,11 @@ pub fn check_step(current: &str, target: &Target) -> Result<(), String> {
             cmin + 1
         ));
     }
-    if let Some((_, pmin, ppatch)) = target.patch.as_deref().and_then(version_numbers) {
-        if pmin == cmin && ppatch < cpatch {
-            return Err(format!("the cluster runs {current} and the inventory pins {}: kubeadm does not downgrade a patch release", target.patch.as_deref().unwrap_or_default()));
-        }
+    if let Some((_, pmin, ppatch)) = target.patch.as_deref().and_then(version_numbers)
+        && pmin == cmin
+        && ppatch < cpatch
+    {
+        return Err(format!("the cluster runs {current} and the inventory pins {}: kubeadm does not downgrade a patch release", target.patch.as_deref().unwrap_or_default()));
     }
     Ok(())
 }
@@ -353,11 +354,12 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
     loop {
         let state = read_state(job.cp.as_ref()).await;
         let status = state.as_ref().ok().and_then(|s| s.nodes.iter().find(|n| n.name == job.name).cloned());
-        if let Some(n) = &status {
-            if n.ready && n.kubelet_version.trim_start_matches('v') == version.trim_start_matches('v') {
-                say(format!("uncordoned, Ready at {version}"));
-                return Ok(version);
-            }
+        if let Some(n) = &status
+            && n.ready
+            && n.kubelet_version.trim_start_matches('v') == version.trim_start_matches('v')
+        {
+            say(format!("uncordoned, Ready at {version}"));
+            return Ok(version);
         }
         if started.elapsed() >= READY_WAIT {
             let seen = match (&state, &status) {
