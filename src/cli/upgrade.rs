@@ -67,6 +67,9 @@ const READY_WAIT: Duration = Duration::from_secs(300);
 /// that needs it counts as failed.
 const API_WAIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_secs(3);
+/// What kubectl says while the API server restarts.
+const API_AWAY: [&str; 6] =
+    ["connection to the server", "connection refused", "Unable to connect to the server", "unable to handle the request", "i/o timeout", ": EOF"];
 
 /// The release the inventory asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +282,7 @@ async fn kubectl_step(cp: &dyn Remote, body: Result<String, QuoteError>) -> Resu
     loop {
         match step_output(&cp.run_script(step_script(&format!("{KUBECONFIG}{body}"))).await?) {
             Ok(out) => return Ok(out),
-            Err(e) if started.elapsed() < API_WAIT && (e.contains("connection to the server") || e.contains("refused")) => {
+            Err(e) if started.elapsed() < API_WAIT && API_AWAY.iter().any(|m| e.contains(m)) => {
                 tokio::time::sleep(POLL).await;
             }
             Err(e) => return Err(e),
@@ -304,6 +307,8 @@ struct HostJob {
     version: Option<String>,
     minor: String,
     say: Arc<dyn Fn(String) + Send + Sync>,
+    /// Show every step's output (`-v`).
+    verbose: bool,
 }
 
 /// One host, in kubeadm's order. Returns the version it now runs.
@@ -314,10 +319,18 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
         move |message: String| Failure { host: name, step, message, cordoned }
     };
     let say = |s: String| (job.say)(format!("{}: {s}", job.name));
+    let show = |out: &str| {
+        if job.verbose {
+            for l in out.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                (job.say)(format!("{}:   {l}", job.name));
+            }
+        }
+    };
     let wanted = job.version.as_deref().map(exact).unwrap_or_else(|| package_version(&job.minor, None));
     let out = run_step(job.remote.as_ref(), install_script(&["kubeadm"], Some(&wanted), &["kubeadm"]).map(|s| s + "kubeadm version -o short\n"))
         .await
         .map_err(fail("installing kubeadm", false))?;
+    show(&out);
     let installed = out.lines().map(str::trim).rfind(|l| l.starts_with('v')).unwrap_or_default().to_string();
     let version = match &job.version {
         Some(v) if v.trim_start_matches('v') != installed.trim_start_matches('v') => {
@@ -330,24 +343,28 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
     say(format!("kubeadm {version} installed and held"));
     if job.upgrade_apply {
         say(format!("kubeadm upgrade apply {version} (the control plane)"));
-        run_step(job.remote.as_ref(), quote(&version).map(|v| format!("kubeadm upgrade apply --yes {v}\n")))
+        let out = run_step(job.remote.as_ref(), quote(&version).map(|v| format!("kubeadm upgrade apply --yes {v}\n")))
             .await
             .map_err(fail("kubeadm upgrade apply", false))?;
+        show(&out);
     } else {
-        run_step(job.remote.as_ref(), Ok("kubeadm upgrade node\n".into())).await.map_err(fail("kubeadm upgrade node", false))?;
+        let out = run_step(job.remote.as_ref(), Ok("kubeadm upgrade node\n".into())).await.map_err(fail("kubeadm upgrade node", false))?;
+        show(&out);
         say("kubeadm upgrade node done".into());
     }
     let node = quote(&job.name);
-    kubectl_step(
+    let out = kubectl_step(
         job.cp.as_ref(),
         node.clone().map(|n| format!("kubectl drain {n} --ignore-daemonsets --delete-emptydir-data --timeout={DRAIN_TIMEOUT}\n")),
     )
     .await
     .map_err(fail("drain", true))?;
+    show(&out);
     say("drained".into());
     let kubelet = install_script(&["kubelet", "kubectl"], Some(&exact(&version)), &["kubelet", "kubectl"])
         .map(|s| s + "systemctl daemon-reload\nsystemctl restart kubelet\n");
-    run_step(job.remote.as_ref(), kubelet).await.map_err(fail("installing kubelet and kubectl", true))?;
+    let out = run_step(job.remote.as_ref(), kubelet).await.map_err(fail("installing kubelet and kubectl", true))?;
+    show(&out);
     say(format!("kubelet and kubectl {version} installed and held, kubelet restarted"));
     kubectl_step(job.cp.as_ref(), node.map(|n| format!("kubectl uncordon {n}\n"))).await.map_err(fail("uncordon", true))?;
     let started = Instant::now();
@@ -511,6 +528,7 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
                         version: version.clone(),
                         minor: target.minor.clone(),
                         say: say.clone(),
+                        verbose: g.verbose > 0,
                     }));
                 }
                 let mut failures = vec![];
