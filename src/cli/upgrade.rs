@@ -622,6 +622,49 @@ mod tests {
         assert!(!target("1.34", Some("v1.34.3")).reached_by("v1.34.2"));
     }
 
+    fn node(name: &str, version: &str, ready: bool, cordoned: bool) -> NodeStatus {
+        NodeStatus { name: name.into(), ready, kubelet_version: version.into(), unschedulable: cordoned }
+    }
+
+    #[test]
+    fn control_planes_go_first_one_at_a_time_then_workers_in_batches() {
+        let text = "cluster:\n  name: c\n  kubernetes_version: \"1.34\"\n  control_plane_endpoint: 10.0.0.1:6443\nhosts:\n\
+            - { name: w1, address: 10.0.0.4, roles: [worker] }\n\
+            - { name: cp1, address: 10.0.0.1, roles: [control-plane] }\n\
+            - { name: cp2, address: 10.0.0.2, roles: [control-plane] }\n\
+            - { name: w2, address: 10.0.0.5, roles: [worker] }\n\
+            - { name: w3, address: 10.0.0.6, roles: [worker] }\n\
+            - { name: new, address: 10.0.0.7, roles: [worker] }\n";
+        let loaded = crate::inventory::parse(text, "c");
+        let inv = loaded.inventory.expect("valid");
+        let t = Target::of(&inv);
+        let nodes = [
+            node("cp1", "v1.33.6", true, false),
+            node("cp2", "v1.33.6", true, false),
+            node("w1", "v1.33.6", true, false),
+            node("w2", "v1.34.2", true, false),
+            node("w3", "v1.34.2", true, true),
+        ];
+        let plan = plan_upgrade(&inv, &nodes, "v1.33.6", &t, 2);
+        let names = |b: &Vec<usize>| b.iter().map(|&i| inv.hosts[i].name.as_str()).collect::<Vec<_>>();
+        let batches: Vec<Vec<&str>> = plan.batches.iter().map(names).collect();
+        // w2 is done; w3 is at the version but cordoned (a run that stopped), so it is finished.
+        assert_eq!(batches, vec![vec!["cp1"], vec!["cp2"], vec!["w1", "w3"]]);
+        assert!(plan.control_plane_behind);
+        let work = |n: &str| plan.rows.iter().find(|r| inv.hosts[r.host].name == n).unwrap().work.clone();
+        assert_eq!(work("w2"), Work::UpToDate);
+        assert_eq!(work("new"), Work::NotANode);
+        // Resumed after the control plane: the first control plane is up to date even though
+        // nothing else is, and the order stays.
+        let nodes = [node("cp1", "v1.34.2", true, false), node("cp2", "v1.33.6", true, false), node("w1", "v1.33.6", true, false)];
+        let plan = plan_upgrade(&inv, &nodes, "v1.34.2", &t, 1);
+        assert_eq!(plan.batches.iter().map(names).collect::<Vec<_>>(), vec![vec!["cp2"], vec!["w1"]]);
+        assert!(!plan.control_plane_behind);
+        // The API server behind while the first control plane's kubelet is not: it still goes first.
+        let nodes = [node("cp1", "v1.34.2", true, false)];
+        assert_eq!(plan_upgrade(&inv, &nodes, "v1.33.6", &t, 1).batches.iter().map(names).collect::<Vec<_>>(), vec![vec!["cp1"]]);
+    }
+
     #[test]
     fn state_is_read_from_kubectl() {
         let out = "@@kprov-version\n{\"clientVersion\":{\"gitVersion\":\"v1.34.2\"},\"serverVersion\":{\"gitVersion\":\"v1.33.6\"}}\n@@kprov-version-end 0\n\
