@@ -5,7 +5,7 @@
 mod support;
 
 use support::apt_repo::AptRepo;
-use support::cli::{Kprov, code, p, text};
+use support::cli::{Kprov, code, finish, p, text, wait_for};
 use support::nodes::{Flavour, NodeSet};
 
 fn nodes(set: &NodeSet, cp: usize) -> String {
@@ -288,8 +288,22 @@ fn backup_saves_etcd_and_upgrade_moves_the_cluster_one_minor_in_kubeadms_order()
     assert!(mid.contains(&("h3".into(), "v1.33.6".into(), true, false)), "{mid:?}");
     assert!(set.sh(0, "kubectl --kubeconfig /etc/kubernetes/admin.conf version").contains("Server Version: v1.34.2"));
 
-    // Fixed, run again: it resumes with h2 and h3, in order, and every node ends at 1.34.
+    // Fixed, run again, and Ctrl-C once h2 is drained: the step in flight finishes, nothing
+    // further starts, and h3 is not touched.
     set.sh(1, "systemctl unmask kubelet");
+    let (child, rx) = k.spawn(&["upgrade", inv, "--yes"]);
+    let mut seen = vec![];
+    wait_for(&rx, "h2: drained", &mut seen);
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let (interrupted, _) = finish(child, rx, seen, std::time::Duration::from_secs(120));
+    assert_eq!(code(&interrupted), 1, "{}", text(&interrupted));
+    let said = text(&interrupted);
+    assert!(said.contains("interrupted (Ctrl-C)") && said.contains("The upgrade stopped"), "{said}");
+    assert!(!said.contains("h3: kubeadm"), "h3 was not started: {said}");
+    assert!(node_versions(&set).contains(&("h3".into(), "v1.33.6".into(), true, false)));
+    assert_eq!(set.sh(1, "dpkg --audit 2>&1").trim(), "", "no half-installed package on h2");
+
+    // Run again: it resumes with h2 and h3, in order, and every node ends at 1.34.
     let resumed = k.run(&["upgrade", inv, "--yes"]);
     assert_eq!(code(&resumed), 0, "{}", text(&resumed));
     let said = text(&resumed);

@@ -7,13 +7,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use support::apt_repo::AptRepo;
-use support::cli::{Kprov, code, p, text};
+use support::cli::{Kprov, code, finish, p, text, wait_for};
 use support::nodes::{Flavour, NodeSet};
 
 const SLOW_ROLE: &str = "name: slow\n\
@@ -44,68 +42,6 @@ fn assert_clean(set: &NodeSet, i: usize) {
     assert_eq!(leftovers.trim(), "", "node {i}: leftovers or broken packages");
 }
 
-/// Start `kprov apply` and return it with a channel of its stderr lines.
-fn spawn_apply(k: &Kprov, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kprov"))
-        .args(args)
-        .env("HOME", k.home.path())
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(k.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// Wait until a stderr line contains `needle`; returns every line seen so far.
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return;
-            }
-        }
-    }
-    panic!("no line with {needle:?} within 120 s:\n{}", seen.join("\n"));
-}
-
-/// Wait for the process to end (bounded), then gather its output.
-fn finish(mut child: std::process::Child, rx: mpsc::Receiver<String>, mut seen: Vec<String>, limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("kprov did not end within {limit:?} after the fault:\n{}", seen.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let took = started.elapsed();
-    let out = child.wait_with_output().unwrap();
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-        seen.push(l);
-    }
-    let mut out = out;
-    out.stderr = seen.join("\n").into_bytes();
-    (out, took)
-}
-
 /// The numbers of a host's row in the apply summary: ok, changed, failed, blocked, not run.
 fn summary_row(all: &str, host: &str) -> Vec<usize> {
     let line = all
@@ -128,7 +64,7 @@ fn reset_slow(set: &NodeSet, n: usize) {
 fn fault_mid_apply(set: &NodeSet, k: &Kprov, apply_args: &[&str], victim: usize, fault: impl Fn(&NodeSet), heal: impl Fn(&NodeSet)) {
     reset_slow(set, 3);
     let name = format!("h{}", victim + 1);
-    let (child, rx) = spawn_apply(k, apply_args);
+    let (child, rx) = k.spawn(apply_args);
     let mut seen = vec![];
     wait_for(&rx, &format!("{name}: running"), &mut seen);
     std::thread::sleep(Duration::from_secs(1));
@@ -206,7 +142,7 @@ fn faults_mid_run_end_cleanly_and_a_re_run_converges() {
     // 4. Ctrl-C while the slow steps run: the commands in flight finish, nothing new starts,
     //    the summary says the run was interrupted, and the exit is non-zero.
     reset_slow(&set, 3);
-    let (child, rx) = spawn_apply(&k, &apply_args);
+    let (child, rx) = k.spawn(&apply_args);
     let mut seen = vec![];
     wait_for(&rx, "running", &mut seen);
     std::thread::sleep(Duration::from_secs(1));

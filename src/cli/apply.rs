@@ -83,16 +83,7 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             return Ok(None);
         }
         let hosts = p.host_runtimes();
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nInterrupted: finishing the commands already running, starting nothing new (Ctrl-C again to abort).");
-                c.store(true, Ordering::SeqCst);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
+        on_ctrl_c(cancel.clone(), "finishing the commands already running, starting nothing new");
         let options = ApplyOptions { concurrency: select.concurrency, max_fail: args.max_fail, cancel: cancel.clone() };
         let started = Instant::now();
         let stream = args.output == Output::Json;
@@ -155,6 +146,20 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             if report.success() && after.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
     }
+}
+
+/// On the first Ctrl-C: say so and set `cancel` (the run finishes what is running and starts
+/// nothing new); on the second, exit 130 at once. Call inside the runtime.
+pub(super) fn on_ctrl_c(cancel: Arc<AtomicBool>, what: &'static str) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupted: {what} (Ctrl-C again to abort).");
+            cancel.store(true, Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
 }
 
 /// The per-host table printed at the end of an apply.

@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -67,6 +67,8 @@ const READY_WAIT: Duration = Duration::from_secs(300);
 /// that needs it counts as failed.
 const API_WAIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_secs(3);
+/// The step of a [`Failure`] that is a Ctrl-C between steps.
+const INTERRUPTED: &str = "interrupted";
 /// What kubectl says while the API server restarts.
 const API_AWAY: [&str; 6] =
     ["connection to the server", "connection refused", "Unable to connect to the server", "unable to handle the request", "i/o timeout", ": EOF"];
@@ -309,6 +311,8 @@ struct HostJob {
     say: Arc<dyn Fn(String) + Send + Sync>,
     /// Show every step's output (`-v`).
     verbose: bool,
+    /// Set by Ctrl-C: the step that runs finishes, no further step starts.
+    cancel: Arc<AtomicBool>,
 }
 
 /// One host, in kubeadm's order. Returns the version it now runs.
@@ -319,6 +323,13 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
         move |message: String| Failure { host: name, step, message, cordoned }
     };
     let say = |s: String| (job.say)(format!("{}: {s}", job.name));
+    let go_on = |cordoned: bool| {
+        if job.cancel.load(Ordering::SeqCst) {
+            Err(fail(INTERRUPTED, cordoned)(String::new()))
+        } else {
+            Ok(())
+        }
+    };
     let show = |out: &str| {
         if job.verbose {
             for l in out.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
@@ -341,6 +352,7 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
         None => return Err(fail("installing kubeadm", false)(format!("kubeadm version printed {installed:?}"))),
     };
     say(format!("kubeadm {version} installed and held"));
+    go_on(false)?;
     if job.upgrade_apply {
         say(format!("kubeadm upgrade apply {version} (the control plane)"));
         let out = run_step(job.remote.as_ref(), quote(&version).map(|v| format!("kubeadm upgrade apply --yes {v}\n")))
@@ -352,6 +364,7 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
         show(&out);
         say("kubeadm upgrade node done".into());
     }
+    go_on(false)?;
     let node = quote(&job.name);
     let out = kubectl_step(
         job.cp.as_ref(),
@@ -361,11 +374,13 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
     .map_err(fail("drain", true))?;
     show(&out);
     say("drained".into());
+    go_on(true)?;
     let kubelet = install_script(&["kubelet", "kubectl"], Some(&exact(&version)), &["kubelet", "kubectl"])
         .map(|s| s + "systemctl daemon-reload\nsystemctl restart kubelet\n");
     let out = run_step(job.remote.as_ref(), kubelet).await.map_err(fail("installing kubelet and kubectl", true))?;
     show(&out);
     say(format!("kubelet and kubectl {version} installed and held, kubelet restarted"));
+    go_on(true)?;
     kubectl_step(job.cp.as_ref(), node.map(|n| format!("kubectl uncordon {n}\n"))).await.map_err(fail("uncordon", true))?;
     let started = Instant::now();
     loop {
@@ -500,10 +515,16 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
                 );
                 confirm("upgrade the cluster", &what, &inv.cluster.name, "the cluster's name")?;
             }
+            let cancel = Arc::new(AtomicBool::new(false));
+            super::apply::on_ctrl_c(cancel.clone(), "the steps running now finish, nothing further starts");
             let started = Instant::now();
             let mut version = target.patch.clone().or_else(|| (!plan.control_plane_behind).then(|| state.server.clone()));
             let mut done: Vec<String> = vec![];
             for batch in &plan.batches {
+                if cancel.load(Ordering::SeqCst) {
+                    let host = inv.hosts[batch[0]].name.clone();
+                    return Err(stopped(&Failure { host, step: INTERRUPTED, message: String::new(), cordoned: false }, &done, &target));
+                }
                 let names: Vec<String> = batch.iter().map(|&i| inv.hosts[i].name.clone()).collect();
                 let changed = switch_repository(&inv, &names, g).await.map_err(|e| {
                     stopped(&Failure { host: names.join(", "), step: "switching the apt repository", message: e, cordoned: false }, &done, &target)
@@ -529,6 +550,7 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
                         minor: target.minor.clone(),
                         say: say.clone(),
                         verbose: g.verbose > 0,
+                        cancel: cancel.clone(),
                     }));
                 }
                 let mut failures = vec![];
@@ -582,14 +604,16 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
 
 fn stopped(f: &Failure, done: &[String], target: &Target) -> miette::Report {
     let left = if f.cordoned { format!(" {} is drained and still cordoned (`kubectl uncordon {}` puts it back).", f.host, f.host) } else { String::new() };
+    let what = if f.step == INTERRUPTED {
+        format!("{}: interrupted (Ctrl-C) before its next step", f.host)
+    } else {
+        format!("{}: {} failed: {}", f.host, f.step, f.message.trim_end_matches('.'))
+    };
     let finished = if done.is_empty() { "No node was upgraded.".to_string() } else { format!("Upgraded before it stopped: {}.", done.join(", ")) };
     miette::miette!(
         code = "kprov::upgrade::step",
         help = format!("fix the cause, then run kprov upgrade again: it resumes with the nodes not yet at {}", target.describe()),
-        "{}: {} failed: {}. The upgrade stopped; nothing further was started. {finished}{left}",
-        f.host,
-        f.step,
-        f.message.trim_end_matches('.')
+        "{what}. The upgrade stopped; nothing further was started. {finished}{left}",
     )
 }
 
