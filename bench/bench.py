@@ -275,6 +275,7 @@ class Lab:
         with ThreadPoolExecutor(min(n, 10)) as ex:
             keys = list(ex.map(one, nodes))
         self.nodes = nodes
+        self.ids = {n: run(["docker", "inspect", "-f", "{{.Id}}", n]).stdout.strip() for n, _ in nodes}
         self.known_hosts = self.work / "known_hosts"
         # Each node under its own address and under its latency-proxy address (see proxy()).
         self.known_hosts.write_text("".join(f"{ip} {k}\n[{proxy_address(i)}]:{PROXY_PORT} {k}\n" for i, ((_, ip), k) in enumerate(zip(nodes, keys))))
@@ -295,6 +296,25 @@ class Lab:
         outs = self.exec_all("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey'; "
                              "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session:'; true")
         return [tuple(int(x) for x in o.split()[:2]) for o in outs]
+
+    def node_cpu_s(self):
+        """CPU seconds used so far by all nodes together (their containers' cgroups: sshd, the
+        commands the tools run, and whatever else runs there), or None if not readable."""
+        total = 0.0
+        for name, _ in self.nodes:
+            cid = self.ids.get(name)
+            for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
+                                (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6),
+                                (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6)):
+                try:
+                    text = Path(path).read_text()
+                except OSError:
+                    continue
+                total += scale * int(text.split()[1] if text.startswith("usage_usec") else text.split()[0])
+                break
+            else:
+                return None
+        return total
 
     def endpoints(self):
         """(address, port) the tools connect to for each node: the node itself, or its
@@ -397,7 +417,11 @@ class Tools:
         before = self.lab.sshd_counts()
         logp = self.logs / f"{label}.log"
         logp.parent.mkdir(exist_ok=True)
+        node0 = self.lab.node_cpu_s()
         m = measured(argv, env, cwd, logp, self.lab.servers(), after)
+        node1 = self.lab.node_cpu_s()
+        n = len(self.lab.nodes)
+        m["node_cpu_s_per_host"] = (node1 - node0) / n if node0 is not None and node1 is not None else None
         time.sleep(0.3)  # let journald catch up
         aft = self.lab.sshd_counts()
         n = len(self.lab.nodes)
@@ -418,7 +442,8 @@ def summarise(samples):
     ok = [s for s in samples if s["ok"]]
     use = ok or samples
     med = lambda k: statistics.median(s[k] for s in use)
-    return {"runs": len(samples), "ok_runs": len(ok), "wall_s": med("wall_s"), "cpu_s": med("cpu_s"), "rss_proc_mb": max(s["rss_proc_mb"] for s in use),
+    node = [s["node_cpu_s_per_host"] for s in use if s.get("node_cpu_s_per_host") is not None]
+    return {"node_cpu_s_per_host": statistics.median(node) if node else None, "runs": len(samples), "ok_runs": len(ok), "wall_s": med("wall_s"), "cpu_s": med("cpu_s"), "rss_proc_mb": max(s["rss_proc_mb"] for s in use),
             "rss_tree_mb": max(s["rss_tree_mb"] for s in use), "conns_per_host": med("conns_per_host"), "sessions_per_host": med("sessions_per_host"),
             "walls": [round(s["wall_s"], 3) for s in samples], "rcs": [s["rc"] for s in samples]}
 
@@ -588,14 +613,14 @@ def report(results):
     keys = sorted({k.split("/", 2)[2] for k in results if not k.startswith("scale/") and k.count("/") >= 2},
                   key=lambda s: (s.split("/")[0] not in ("first",), s))
     hosts = sorted({int(k.split("/")[1]) for k in results if not k.startswith("scale/")})
-    lines.append("| scenario | hosts | tool | runs (ok) | wall median s | controller CPU s | peak RSS largest process MB | peak RSS process tree MB | SSH conns/host | sessions/host |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("| scenario | hosts | tool | runs (ok) | wall median s | controller CPU s | node CPU s/host | peak RSS largest process MB | peak RSS process tree MB | SSH conns/host | sessions/host |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for scen in keys:
         for n in hosts:
             for tool in TOOLS:
                 r = results.get(f"{tool}/{n}/{scen}")
                 if r:
-                    lines.append(f"| {scen} | {n} | {tool} | {r['runs']} ({r['ok_runs']}) | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r['rss_proc_mb'], 0)} | {fmt(r['rss_tree_mb'], 0)} | {fmt(r['conns_per_host'], 1)} | {fmt(r['sessions_per_host'], 1)} |")
+                    lines.append(f"| {scen} | {n} | {tool} | {r['runs']} ({r['ok_runs']}) | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r.get('node_cpu_s_per_host'), 3)} | {fmt(r['rss_proc_mb'], 0)} | {fmt(r['rss_tree_mb'], 0)} | {fmt(r['conns_per_host'], 1)} | {fmt(r['sessions_per_host'], 1)} |")
     lines.append("")
     lines.append("| scenario | hosts | kprov/Ansible wall | kprov/pyinfra wall | Ansible/kprov (x faster) | pyinfra/kprov (x faster) | kprov/Ansible CPU | kprov/pyinfra CPU |")
     lines.append("|---|---|---|---|---|---|---|---|")
