@@ -33,6 +33,12 @@ LABEL = "kprov-bench=1"
 KPROV_TAGS = "swap,kernel,apt,containerd,kubernetes-packages"
 TOOLS = ("kprov", "ansible", "pyinfra")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+PROXY_PORT = 2222
+
+
+def proxy_address(i):
+    """The loopback address of node i's latency proxy (one address per node, as nodes have)."""
+    return f"127.42.{i // 250}.{1 + i % 250}"
 
 
 def log(msg):
@@ -230,6 +236,7 @@ class Lab:
         self.repo_url = f"http://{self.gateway}:{self.port}/repo"
         self.nodes = []
         self.serial = 0
+        self.proxy_proc = None
 
     def start(self, n):
         self.stop()
@@ -268,11 +275,14 @@ class Lab:
         with ThreadPoolExecutor(min(n, 10)) as ex:
             keys = list(ex.map(one, nodes))
         self.nodes = nodes
+        self.ids = {n: run(["docker", "inspect", "-f", "{{.Id}}", n]).stdout.strip() for n, _ in nodes}
         self.known_hosts = self.work / "known_hosts"
-        self.known_hosts.write_text("".join(f"{ip} {k}\n" for (_, ip), k in zip(nodes, keys)))
+        # Each node under its own address and under its latency-proxy address (see proxy()).
+        self.known_hosts.write_text("".join(f"{ip} {k}\n[{proxy_address(i)}]:{PROXY_PORT} {k}\n" for i, ((_, ip), k) in enumerate(zip(nodes, keys))))
         time.sleep(0.5)  # sshd reloaded
 
     def stop(self):
+        self.proxy(None)
         if self.nodes:
             CLEAN.rm_containers([n for n, _ in self.nodes])
             self.nodes = []
@@ -286,6 +296,54 @@ class Lab:
         outs = self.exec_all("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey'; "
                              "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session:'; true")
         return [tuple(int(x) for x in o.split()[:2]) for o in outs]
+
+    def node_cpu_s(self):
+        """CPU seconds used so far by all nodes together (their containers' cgroups: sshd, the
+        commands the tools run, and whatever else runs there), or None if not readable."""
+        total = 0.0
+        for name, _ in self.nodes:
+            cid = self.ids.get(name)
+            for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
+                                (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6),
+                                (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6)):
+                try:
+                    text = Path(path).read_text()
+                except OSError:
+                    continue
+                total += scale * int(text.split()[1] if text.startswith("usage_usec") else text.split()[0])
+                break
+            else:
+                return None
+        return total
+
+    def endpoints(self):
+        """(address, port) the tools connect to for each node: the node itself, or its
+        latency proxy while one runs."""
+        if self.proxy_proc:
+            return [(proxy_address(i), PROXY_PORT) for i in range(len(self.nodes))]
+        return [(ip, 22) for _, ip in self.nodes]
+
+    def proxy(self, rtt_ms):
+        """Route the tools through bench/latency_proxy.py, adding `rtt_ms` to every round
+        trip (None: straight to the nodes again). It stands in for `tc netem`, which this
+        machine's kernel lacks; one listening address per node, on loopback."""
+        if self.proxy_proc:
+            self.proxy_proc.terminate()
+            self.proxy_proc.wait(10)
+            CLEAN.procs.remove(self.proxy_proc)
+            self.proxy_proc = None
+        if rtt_ms is None:
+            return
+        maps = [f"{proxy_address(i)}:{PROXY_PORT}={ip}:22" for i, (_, ip) in enumerate(self.nodes)]
+        self.proxy_proc = subprocess.Popen([sys.executable, str(BENCH / "latency_proxy.py"), "--rtt-ms", str(rtt_ms), *maps],
+                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        CLEAN.procs.append(self.proxy_proc)
+        if self.proxy_proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("latency proxy did not start")
+
+    def servers(self):
+        """Long-lived helpers that are not part of any tool's cost."""
+        return {p.pid for p in (self.http, self.proxy_proc) if p}
 
     def set_latency(self, ms):
         if ms:
@@ -307,15 +365,16 @@ class Tools:
 
     def write_inventories(self):
         lab = self.lab
-        hosts = "".join(f"  - {{ name: h{i + 1}, address: {ip}, roles: [{'control-plane' if i == 0 else 'worker'}] }}\n" for i, (_, ip) in enumerate(lab.nodes))
+        eps = lab.endpoints()
+        hosts = "".join(f"  - {{ name: h{i + 1}, address: {ip}, ssh: {{ port: {port} }}, roles: [{'control-plane' if i == 0 else 'worker'}] }}\n" for i, (ip, port) in enumerate(eps))
         tmpl = (BENCH / "kprov/inventory.yaml.in").read_text()
         inv = tmpl.replace("@KEY@", str(lab.key)).replace("@KNOWN_HOSTS@", str(lab.known_hosts)).replace("@REPO@", lab.repo_url).replace("@HOSTS@\n", hosts)
         (self.work / "kprov.yaml").write_text(inv)
-        ini = "[all]\n" + "".join(f"{ip}\n" for _, ip in lab.nodes)
+        ini = "[all]\n" + "".join(f"{ip} ansible_port={port}\n" for ip, port in eps)
         ini += (f"[all:vars]\nansible_user=root\nansible_ssh_private_key_file={lab.key}\n"
                 f"ansible_ssh_common_args='-o UserKnownHostsFile={lab.known_hosts} -o StrictHostKeyChecking=yes'\n")
         (self.work / "ansible.ini").write_text(ini)
-        hosts_py = ",\n".join(f"    ({ip!r}, {{'ssh_user': 'root', 'ssh_key': {str(lab.key)!r}, 'ssh_known_hosts_file': {str(lab.known_hosts)!r}, 'ssh_strict_host_key_checking': 'yes'}})" for _, ip in lab.nodes)
+        hosts_py = ",\n".join(f"    ({ip!r}, {{'ssh_port': {port}, 'ssh_user': 'root', 'ssh_key': {str(lab.key)!r}, 'ssh_known_hosts_file': {str(lab.known_hosts)!r}, 'ssh_strict_host_key_checking': 'yes'}})" for ip, port in eps)
         (self.work / "pyinfra_inventory.py").write_text(f"hosts = [\n{hosts_py},\n]\n")
 
     def command(self, tool, mode):
@@ -342,7 +401,7 @@ class Tools:
                 for sock in cp.iterdir():
                     subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
                 time.sleep(0.1)
-                reap_orphans({self.lab.http.pid})
+                reap_orphans(self.lab.servers())
                 shutil.rmtree(cp, ignore_errors=True)
             return argv, env, self.work, after
         if tool == "pyinfra":
@@ -358,7 +417,11 @@ class Tools:
         before = self.lab.sshd_counts()
         logp = self.logs / f"{label}.log"
         logp.parent.mkdir(exist_ok=True)
-        m = measured(argv, env, cwd, logp, {self.lab.http.pid}, after)
+        node0 = self.lab.node_cpu_s()
+        m = measured(argv, env, cwd, logp, self.lab.servers(), after)
+        node1 = self.lab.node_cpu_s()
+        n = len(self.lab.nodes)
+        m["node_cpu_s_per_host"] = (node1 - node0) / n if node0 is not None and node1 is not None else None
         time.sleep(0.3)  # let journald catch up
         aft = self.lab.sshd_counts()
         n = len(self.lab.nodes)
@@ -379,7 +442,8 @@ def summarise(samples):
     ok = [s for s in samples if s["ok"]]
     use = ok or samples
     med = lambda k: statistics.median(s[k] for s in use)
-    return {"runs": len(samples), "ok_runs": len(ok), "wall_s": med("wall_s"), "cpu_s": med("cpu_s"), "rss_proc_mb": max(s["rss_proc_mb"] for s in use),
+    node = [s["node_cpu_s_per_host"] for s in use if s.get("node_cpu_s_per_host") is not None]
+    return {"node_cpu_s_per_host": statistics.median(node) if node else None, "runs": len(samples), "ok_runs": len(ok), "wall_s": med("wall_s"), "cpu_s": med("cpu_s"), "rss_proc_mb": max(s["rss_proc_mb"] for s in use),
             "rss_tree_mb": max(s["rss_tree_mb"] for s in use), "conns_per_host": med("conns_per_host"), "sessions_per_host": med("sessions_per_host"),
             "walls": [round(s["wall_s"], 3) for s in samples], "rcs": [s["rc"] for s in samples]}
 
@@ -417,27 +481,42 @@ def node_scenarios(args, lab, tools, results, save):
                     results[f"kprov/{n}/noop-ab-{side}"] = summarise(samples[side])
                     log(f"{key}/noop-ab-{side}: median {results[f'kprov/{n}/noop-ab-{side}']['wall_s']:.2f}s")
                 save()
-            lat_list = args.latency if n in args.latency_hosts else [0]
-            for ms in lat_list:
+
+            def series(scen, ms, label_sfx, key_sfx):
+                samples = []
+                for i in range(args.runs if scen == "noop" else args.runs_other or args.runs):
+                    if scen == "drift":
+                        drift(lab)
+                    mode = "check" if scen == "check" else "apply"
+                    samples.append(tools.once(tool, mode, f"{tool}-{n}-{scen}{label_sfx}-{i}"))
+                results[f"{key}/{scen}{key_sfx}"] = s = summarise(samples)
+                log(f"{key}/{scen}{key_sfx}: median {s['wall_s']:.2f}s, conns/host {s['conns_per_host']}, sessions/host {s['sessions_per_host']}, ok {s['ok_runs']}/{s['runs']}")
+                save()
+
+            for scen in args.scenarios:
+                series(scen, 0, "", "")
+            if n not in args.latency_hosts:
+                continue
+            # The latency sweep: every point, 0 ms included, through the same path (the proxy,
+            # or netem on the nodes), so the points differ only in the added delay.
+            for ms in args.latency:
                 try:
-                    lab.set_latency(ms)
+                    if args.latency_via == "proxy":
+                        lab.proxy(ms)
+                        tools.write_inventories()
+                    else:
+                        lab.set_latency(ms)
                 except RuntimeError as e:
                     # e.g. a kernel built without CONFIG_NET_SCH_NETEM: "Specified qdisc kind is unknown."
-                    log(f"{key}: no latency sweep, tc netem failed on the nodes: {str(e).strip().splitlines()[-1]}")
+                    log(f"{key}: no latency sweep: {str(e).strip().splitlines()[-1]}")
                     results[f"{key}/latency-error"] = str(e).strip().splitlines()[-1]
                     break
-                sfx = f"/lat{ms}" if ms else ""
-                for scen in (args.scenarios if ms == 0 else args.latency_scenarios):
-                    samples = []
-                    for i in range(args.runs if scen == "noop" else args.runs_other or args.runs):
-                        if scen == "drift":
-                            drift(lab)
-                        mode = "check" if scen == "check" else "apply"
-                        samples.append(tools.once(tool, mode, f"{tool}-{n}-{scen}{ms}-{i}"))
-                    results[f"{key}/{scen}{sfx}"] = summarise(samples)
-                    s = results[f"{key}/{scen}{sfx}"]
-                    log(f"{key}/{scen}{sfx}: median {s['wall_s']:.2f}s, conns/host {s['conns_per_host']}, sessions/host {s['sessions_per_host']}, ok {s['ok_runs']}/{s['runs']}")
-                    save()
+                for scen in args.latency_scenarios:
+                    series(scen, ms, f"-lat{ms}", f"/lat{ms}")
+            if args.latency_via == "proxy":
+                lab.proxy(None)
+                tools.write_inventories()
+            else:
                 lab.set_latency(0)
         lab.stop()
 
@@ -534,14 +613,14 @@ def report(results):
     keys = sorted({k.split("/", 2)[2] for k in results if not k.startswith("scale/") and k.count("/") >= 2},
                   key=lambda s: (s.split("/")[0] not in ("first",), s))
     hosts = sorted({int(k.split("/")[1]) for k in results if not k.startswith("scale/")})
-    lines.append("| scenario | hosts | tool | runs (ok) | wall median s | controller CPU s | peak RSS largest process MB | peak RSS process tree MB | SSH conns/host | sessions/host |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("| scenario | hosts | tool | runs (ok) | wall median s | controller CPU s | node CPU s/host | peak RSS largest process MB | peak RSS process tree MB | SSH conns/host | sessions/host |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for scen in keys:
         for n in hosts:
             for tool in TOOLS:
                 r = results.get(f"{tool}/{n}/{scen}")
                 if r:
-                    lines.append(f"| {scen} | {n} | {tool} | {r['runs']} ({r['ok_runs']}) | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r['rss_proc_mb'], 0)} | {fmt(r['rss_tree_mb'], 0)} | {fmt(r['conns_per_host'], 1)} | {fmt(r['sessions_per_host'], 1)} |")
+                    lines.append(f"| {scen} | {n} | {tool} | {r['runs']} ({r['ok_runs']}) | {fmt(r['wall_s'])} | {fmt(r['cpu_s'])} | {fmt(r.get('node_cpu_s_per_host'), 3)} | {fmt(r['rss_proc_mb'], 0)} | {fmt(r['rss_tree_mb'], 0)} | {fmt(r['conns_per_host'], 1)} | {fmt(r['sessions_per_host'], 1)} |")
     lines.append("")
     lines.append("| scenario | hosts | kprov/Ansible wall | kprov/pyinfra wall | Ansible/kprov (x faster) | pyinfra/kprov (x faster) | kprov/Ansible CPU | kprov/pyinfra CPU |")
     lines.append("|---|---|---|---|---|---|---|---|")
@@ -575,13 +654,15 @@ def main():
     global CLEAN
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ints = lambda s: [int(x) for x in s.split(",") if x != ""]
-    ap.add_argument("--hosts", type=ints, default=[1, 3, 10], help="node counts (default 1,3,10)")
+    ap.add_argument("--hosts", type=ints, default=[1, 3, 10, 20], help="node counts (default 1,3,10,20)")
     ap.add_argument("--tools", type=lambda s: s.split(","), default=list(TOOLS))
     ap.add_argument("--runs", type=int, default=5, help="runs per no-op/drift/check scenario (median)")
     ap.add_argument("--runs-other", type=int, default=0, help="runs per drift/check scenario (default: --runs)")
     ap.add_argument("--first-runs", type=int, default=2, help="first applies, each on fresh nodes")
     ap.add_argument("--scenarios", type=lambda s: [x for x in s.split(",") if x], default=["noop", "drift", "check"])
-    ap.add_argument("--latency", type=ints, default=[0, 10, 50], help="netem delays (ms) on the nodes' eth0")
+    ap.add_argument("--latency", type=ints, default=[0, 10, 50], help="added round-trip times (ms) of the latency sweep")
+    ap.add_argument("--latency-via", choices=["proxy", "netem"], default="proxy",
+                    help="proxy: bench/latency_proxy.py on loopback, one address per node (default; works without netem); netem: tc netem on the nodes' eth0")
     ap.add_argument("--latency-scenarios", type=lambda s: s.split(","), default=["noop", "drift"], help="scenarios repeated at each non-zero delay")
     ap.add_argument("--latency-hosts", type=ints, default=[3], help="node counts at which the latency sweep runs")
     ap.add_argument("--scale", type=ints, default=[100, 250, 500, 1000], help="loopback host counts for kprov alone ('' to skip)")

@@ -4,6 +4,8 @@
 //! cgroup, the ports the node's roles and the CNI need, and (across hosts) unique hostnames
 //! and MAC addresses.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::facts::OsFact;
@@ -120,26 +122,59 @@ fn supported_list() -> String {
 }
 
 /// Problems that only show across hosts: duplicate hostnames (Kubernetes node names) and MAC
-/// addresses (cloned SD cards and VM images). Returns (host index, problem).
-pub fn check_cluster(hosts: &[(usize, &OsFact)], policy: &Policy) -> Vec<(usize, Problem)> {
-    let mut out = vec![];
+/// addresses (cloned SD cards and VM images). `hosts` are (host index, host name, facts);
+/// returns (host index, problem): one problem per duplicated value for each host that has it,
+/// naming the other hosts that share it. Linear in the number of hosts, however many share a
+/// value (1000 hosts cloned from one image give 1000 messages, not a million).
+pub fn check_cluster(hosts: &[(usize, &str, &OsFact)], policy: &Policy) -> Vec<(usize, Problem)> {
     let skip = |c: &str| policy.ignore.iter().any(|i| i == c);
-    for (a, (i, os)) in hosts.iter().enumerate() {
-        for (j, other) in hosts.iter().skip(a + 1) {
-            if !skip("hostname") && !os.hostname.is_empty() && os.hostname == other.hostname {
-                out.push((*i, Problem { code: "hostname".into(), message: format!("hostname {:?} is also the hostname of another host (node names must be unique)", os.hostname) }));
-                out.push((*j, Problem { code: "hostname".into(), message: format!("hostname {:?} is also the hostname of another host (node names must be unique)", os.hostname) }));
-            }
-            if !skip("mac") {
-                for mac in os.macs.iter().filter(|m| other.macs.contains(m)) {
-                    let message = format!("MAC address {mac} is also on another host (a cloned image?)");
-                    out.push((*i, Problem { code: "mac".into(), message: message.clone() }));
-                    out.push((*j, Problem { code: "mac".into(), message }));
-                }
+    // (code, value) → positions in `hosts`; groups kept in first-seen order, so the messages
+    // come out in a deterministic order.
+    let mut groups: Vec<(&'static str, &str, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<(&'static str, &str), usize> = HashMap::new();
+    for (pos, (_, _, os)) in hosts.iter().enumerate() {
+        let mut values: Vec<(&'static str, &str)> = Vec::new();
+        if !skip("hostname") && !os.hostname.is_empty() {
+            values.push(("hostname", &os.hostname));
+        }
+        if !skip("mac") {
+            values.extend(os.macs.iter().map(|m| ("mac", m.as_str())));
+        }
+        for key in values {
+            let g = *index.entry(key).or_insert_with(|| {
+                groups.push((key.0, key.1, Vec::new()));
+                groups.len() - 1
+            });
+            if groups[g].2.last() != Some(&pos) {
+                groups[g].2.push(pos);
             }
         }
     }
+    let mut out = vec![];
+    for (code, value, members) in groups.into_iter().filter(|(_, _, m)| m.len() > 1) {
+        for &pos in &members {
+            let others: Vec<&str> = members.iter().filter(|&&o| o != pos).map(|&o| hosts[o].1).collect();
+            let named = name_some(&others);
+            let message = match code {
+                "hostname" => format!("hostname {value:?} is also the hostname of {named} (node names must be unique)"),
+                _ => format!("MAC address {value} is also on {named} (a cloned image?)"),
+            };
+            out.push((hosts[pos].0, Problem { code: code.into(), message }));
+        }
+    }
     out
+}
+
+/// "h2", "h2 and h3", "h2, h3, h4 and 997 other hosts": a message stays short however many
+/// hosts share a value.
+fn name_some(names: &[&str]) -> String {
+    const SHOWN: usize = 3;
+    match names {
+        [] => "another host".to_string(),
+        [one] => one.to_string(),
+        _ if names.len() <= SHOWN => format!("{} and {}", names[..names.len() - 1].join(", "), names[names.len() - 1]),
+        _ => format!("{} and {} other hosts", names[..SHOWN].join(", "), names.len() - SHOWN),
+    }
 }
 
 #[cfg(test)]
@@ -213,10 +248,23 @@ mod tests {
         b.macs = vec!["dc:a6:32:00:00:02".into()];
         let mut c = pi();
         c.hostname = "k8s-03".into();
-        let found = check_cluster(&[(0, &a), (1, &b), (2, &c)], &Policy::default());
+        let found = check_cluster(&[(0, "a", &a), (1, "b", &b), (2, "c", &c)], &Policy::default());
         let by: Vec<(usize, &str)> = found.iter().map(|(i, p)| (*i, p.code.as_str())).collect();
-        assert!(by.contains(&(0, "hostname")) && by.contains(&(1, "hostname")));
-        assert!(by.contains(&(0, "mac")) && by.contains(&(2, "mac")));
-        assert!(!by.contains(&(2, "hostname")));
+        assert_eq!(by, [(0, "hostname"), (1, "hostname"), (0, "mac"), (2, "mac")]);
+        assert!(found[0].1.message.contains("hostname of b "), "{found:?}");
+        assert!(found[3].1.message.contains("also on a "), "{found:?}");
+    }
+
+    #[test]
+    fn many_hosts_sharing_a_value_give_one_short_message_each() {
+        let os = pi();
+        let names: Vec<String> = (0..1000).map(|i| format!("h{i}")).collect();
+        let hosts: Vec<(usize, &str, &OsFact)> = names.iter().enumerate().map(|(i, n)| (i, n.as_str(), &os)).collect();
+        let found = check_cluster(&hosts, &Policy::default());
+        assert_eq!(found.len(), 2000, "one hostname and one MAC message per host");
+        assert!(found[0].1.message.contains("h1, h2, h3 and 996 other hosts"), "{}", found[0].1.message);
+        assert!(found.iter().all(|(_, p)| p.message.len() < 200));
+        let policy = Policy { ignore: vec!["hostname".into(), "mac".into()], ..Default::default() };
+        assert!(check_cluster(&hosts, &policy).is_empty());
     }
 }

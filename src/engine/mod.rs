@@ -131,11 +131,23 @@ impl Engine {
             .and_then(|v| serde_json::to_value(&v).ok())
             .and_then(|v| serde_json::from_value::<crate::preflight::Policy>(v).ok())
             .unwrap_or_default();
-        let os: Vec<(usize, &crate::facts::OsFact)> =
-            gathered.facts.iter().enumerate().filter_map(|(i, f)| f.as_ref().ok().and_then(|f| f.os()).map(|o| (i, o))).collect();
-        for (host, problem) in crate::preflight::check_cluster(&os, &policy) {
+        let os: Vec<(usize, &str, &crate::facts::OsFact)> = gathered
+            .facts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().ok().and_then(|f| f.os()).map(|o| (i, self.hosts[i].name.as_str(), o)))
+            .collect();
+        let problems = crate::preflight::check_cluster(&os, &policy);
+        if problems.is_empty() {
+            return;
+        }
+        // Step ids are looked up once, not scanned for every problem.
+        let step_of: std::collections::HashMap<String, usize> =
+            planned.plan.steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        for (host, problem) in problems {
             let id = format!("{}/preflight/checks", self.hosts[host].name);
-            if let Some(step) = planned.plan.steps.iter_mut().find(|s| s.id == id) {
+            if let Some(&i) = step_of.get(&id) {
+                let step = &mut planned.plan.steps[i];
                 let message = format!("preflight failed: [{}] {}", problem.code, problem.message);
                 step.outcome = match &step.outcome {
                     crate::plan::Outcome::Error { message: m } if !m.contains(&message) => crate::plan::Outcome::Error { message: format!("{m}; {message}") },

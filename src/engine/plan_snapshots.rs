@@ -162,7 +162,8 @@ fn preflight_failures_name_every_problem_and_block_the_host() {
     assert!(line("k8s-02").is_some(), "{text}");
     assert!(text.contains("[cpus] 1 CPU(s), at least 2 needed"), "{text}");
     assert!(text.contains("[ports] ports needed by Kubernetes are in use: tcp/10250"), "{text}");
-    assert!(text.contains("[hostname] hostname \"k8s-03\" is also the hostname of another host"), "{text}");
+    assert!(text.contains("[hostname] hostname \"k8s-03\" is also the hostname of k8s-04"), "{text}");
+    assert!(text.contains("[hostname] hostname \"k8s-03\" is also the hostname of k8s-03"), "{text}");
     assert!(text.contains("[mac] MAC address"), "{text}");
     assert!(!text.contains("k8s-01/preflight") && !text.lines().any(|l| l.contains("! preflight") && l.contains("k8s-01")));
 }

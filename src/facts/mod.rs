@@ -6,8 +6,10 @@
 //! [`parse`] turns its output into typed [`HostFacts`].
 //!
 //! The script prints one block per query, each opened by a marker line `@@kprov-fact N` where N
-//! is the query's index in the script. Values that may hold arbitrary bytes (file contents) are
-//! base64-encoded on the host, so no output can forge a marker.
+//! is the query's index in the script; a marker may open the same block again (the batched
+//! kinds, packages and services, print their blocks from one tool's output), and the parser
+//! appends. Values that may hold arbitrary bytes (file contents) are base64-encoded on the
+//! host, so no output can forge a marker.
 
 mod parse;
 mod query;

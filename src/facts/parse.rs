@@ -141,6 +141,13 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
                     None => None,
                     Some(b64) => Some(decode_base64(b64)?),
                 };
+                // The script sends a small file's content and a large file's digest; the
+                // digest of the content is computed here rather than by one more process there.
+                let sha256 = match (first(lines, "sha256"), &content) {
+                    (Some(digest), _) => digest.to_string(),
+                    (None, Some(bytes)) => crate::digest::sha256_hex(bytes),
+                    (None, None) => String::new(),
+                };
                 FactValue::File(FileFact {
                     exists: true,
                     file_type: first(lines, "type").unwrap_or_default().to_string(),
@@ -148,7 +155,7 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
                     owner: first(lines, "owner").unwrap_or_default().to_string(),
                     group: first(lines, "group").unwrap_or_default().to_string(),
                     size: number(lines, "size")?,
-                    sha256: first(lines, "sha256").unwrap_or_default().to_string(),
+                    sha256,
                     content,
                 })
             }
@@ -183,13 +190,21 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
                 held: lines.contains(&"held") || status.starts_with('h'),
             })
         }
-        FactQuery::Service { .. } => {
-            let enablement = first(lines, "enabled").unwrap_or_default().to_string();
-            let load = first(lines, "load").unwrap_or_default();
+        FactQuery::Service { name } => {
+            // `systemctl show` properties. Its blocks come in the order asked; `Names` (the
+            // unit's names, aliases included) proves this block is this unit's.
+            if let Some(names) = first(lines, "Names") {
+                let unit = unit_name(name);
+                if is_plain_unit_name(&unit) && !names.split_whitespace().any(|n| n == unit) {
+                    return Err(format!("systemctl answered for {names:?}, not {unit:?}"));
+                }
+            }
+            let enablement = first(lines, "UnitFileState").unwrap_or_default().to_string();
+            let load = first(lines, "LoadState").unwrap_or_default();
             FactValue::Service(ServiceFact {
                 exists: !load.is_empty() && load != "not-found",
                 enabled: matches!(enablement.as_str(), "enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated"),
-                active: first(lines, "active") == Some("active"),
+                active: first(lines, "ActiveState") == Some("active"),
                 enablement,
             })
         }
@@ -197,6 +212,17 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
             exit_status: number(lines, "rc")?,
         },
     })
+}
+
+/// The full unit name systemd reports for `name`: `.service` is implied when no unit type is given.
+fn unit_name(name: &str) -> String {
+    const TYPES: [&str; 11] = [".service", ".socket", ".target", ".timer", ".mount", ".automount", ".swap", ".path", ".slice", ".scope", ".device"];
+    if TYPES.iter().any(|t| name.ends_with(t)) { name.to_string() } else { format!("{name}.service") }
+}
+
+/// A name systemd shows as given (no escaping), so it can be compared with `Names`.
+fn is_plain_unit_name(unit: &str) -> bool {
+    !unit.is_empty() && unit.bytes().all(|b| b.is_ascii_alphanumeric() || b":_.@-".contains(&b))
 }
 
 /// Kernel sysctl output separates multi-value entries with tabs; compare on single spaces.
@@ -235,7 +261,7 @@ mod tests {
 @@kprov-fact 4\nbuiltin\n\
 @@kprov-fact 5\nactive=/var/swap\nfstab=/swapfile none swap sw 0 0\n\
 @@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\nheld\n\
-@@kprov-fact 7\nenabled=enabled\nactive=inactive\nload=loaded\n\
+@@kprov-fact 7\nNames=containerd.service\nLoadState=loaded\nActiveState=inactive\nUnitFileState=enabled\n\
 @@kprov-fact 8\nrc=1\n\
 @@kprov-fact end\n";
 
@@ -270,6 +296,33 @@ mod tests {
     }
 
     #[test]
+    fn a_small_file_is_hashed_here_from_its_content() {
+        let s = script();
+        let out = OUTPUT.replace("sha256=abc\n", "");
+        let f = parse(&s, &out).unwrap().file("/etc/a").unwrap().clone();
+        assert_eq!(f.sha256, crate::digest::sha256_hex(b"hello\n"));
+    }
+
+    #[test]
+    fn a_service_block_of_another_unit_is_an_error() {
+        let out = OUTPUT.replace("Names=containerd.service", "Names=kubelet.service");
+        assert!(matches!(parse(&script(), &out), Err(FactParseError::BadValue { .. })), "{out}");
+        let alias = OUTPUT.replace("Names=containerd.service", "Names=containerd.service docker-containerd.service");
+        assert!(parse(&script(), &alias).is_ok());
+    }
+
+    #[test]
+    fn a_package_block_may_be_opened_twice() {
+        // The script opens every package's block first (dpkg-query prints nothing for a
+        // package it does not know), then appends what dpkg-query printed.
+        let out = OUTPUT.replace("@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\nheld\n", "@@kprov-fact 6\n\n@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\n");
+        match parse(&script(), &out).unwrap().get(&FactQuery::Package { name: "kubelet".into() }) {
+            Some(FactValue::Package(p)) => assert!(p.installed && p.held),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn truncated_output_is_an_error() {
         let cut = &OUTPUT[..OUTPUT.len() - 20];
         assert_eq!(parse(&script(), cut), Err(FactParseError::Truncated));
@@ -298,6 +351,7 @@ mod tests {
             FactQuery::Package { name: "dpkg".into() },
             FactQuery::Package { name: "kprov-no-such-package".into() },
             FactQuery::Command { command: "exit 3".into() },
+            FactQuery::Service { name: "kprov-no-such.service".into() },
         ]);
         let out = std::process::Command::new("sh").arg("-c").arg(s.render().unwrap()).output().unwrap();
         let facts = parse(&s, &String::from_utf8_lossy(&out.stdout)).unwrap();
