@@ -292,12 +292,6 @@ async fn kubectl_step(cp: &dyn Remote, body: Result<String, QuoteError>) -> Resu
     }
 }
 
-/// The apt version of every Kubernetes package at `version` (v1.34.2): its revision is the
-/// repository's.
-fn exact(version: &str) -> String {
-    format!("{}-*", version.trim_start_matches('v'))
-}
-
 /// What one host's upgrade needs, owned so that a batch's hosts run as separate tasks.
 struct HostJob {
     name: String,
@@ -337,7 +331,8 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
             }
         }
     };
-    let wanted = job.version.as_deref().map(exact).unwrap_or_else(|| package_version(&job.minor, None));
+    // The version found so far, or the minor's newest; the apt revision is the repository's.
+    let wanted = package_version(&job.minor, job.version.as_deref());
     let out = run_step(job.remote.as_ref(), install_script(&["kubeadm"], Some(&wanted), &["kubeadm"]).map(|s| s + "kubeadm version -o short\n"))
         .await
         .map_err(fail("installing kubeadm", false))?;
@@ -375,7 +370,7 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
     show(&out);
     say("drained".into());
     go_on(true)?;
-    let kubelet = install_script(&["kubelet", "kubectl"], Some(&exact(&version)), &["kubelet", "kubectl"])
+    let kubelet = install_script(&["kubelet", "kubectl"], Some(&package_version(&job.minor, Some(&version))), &["kubelet", "kubectl"])
         .map(|s| s + "systemctl daemon-reload\nsystemctl restart kubelet\n");
     let out = run_step(job.remote.as_ref(), kubelet).await.map_err(fail("installing kubelet and kubectl", true))?;
     show(&out);
@@ -383,9 +378,14 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
     go_on(true)?;
     kubectl_step(job.cp.as_ref(), node.map(|n| format!("kubectl uncordon {n}\n"))).await.map_err(fail("uncordon", true))?;
     let started = Instant::now();
+    let nodes_script = format!("{KUBECONFIG}{NODES_SCRIPT}");
     loop {
-        let state = read_state(job.cp.as_ref()).await;
-        let status = state.as_ref().ok().and_then(|s| s.nodes.iter().find(|n| n.name == job.name).cloned());
+        // Only the node list: the server's version was read before this host started.
+        let state = match job.cp.run_script(nodes_script.clone()).await {
+            Ok(out) => parse_node_list(&out),
+            Err(e) => Err(e),
+        };
+        let status = state.as_ref().ok().and_then(|nodes| nodes.iter().find(|n| n.name == job.name).cloned());
         if let Some(n) = &status
             && n.ready
             && n.kubelet_version.trim_start_matches('v') == version.trim_start_matches('v')

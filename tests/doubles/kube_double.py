@@ -285,7 +285,7 @@ def parse_flags(args, flags_with_values):
                 i += 1
             else:
                 opts[a[2:]] = True
-        elif a.startswith("-") and len(a) == 2 and a[1] in "fonc" and i + 1 < len(args):
+        elif a.startswith("-") and len(a) == 2 and (a[1] in "fonc" or a[1] in flags_with_values) and i + 1 < len(args):
             opts[a[1]] = args[i + 1]
             i += 1
         elif a.startswith("-") and len(a) == 2 and a[1].isalpha():
@@ -778,8 +778,7 @@ def kubectl_exec(base, opts, what, command):
     if not command:
         die("error: you must specify at least one command for the container")
     tool, cargs = os.path.basename(command[0]), command[1:]
-    cargs = ["--write-out=" + cargs[i + 1] if a == "-w" and i + 1 < len(cargs) else a for i, a in enumerate(cargs) if i == 0 or cargs[i - 1] != "-w"]
-    copts, crest = parse_flags(cargs, {"endpoints", "cacert", "cert", "key", "write-out"})
+    copts, crest = parse_flags(cargs, {"endpoints", "cacert", "cert", "key", "write-out", "w"})
     if tool == "etcdctl" and crest[:2] == ["snapshot", "save"] and len(crest) == 3:
         for flag in ETCD_CERTS:
             k, v = flag[2:].split("=", 1)
@@ -807,7 +806,7 @@ def kubectl_exec(base, opts, what, command):
         status = {"hash": int(hashlib.sha256(data).hexdigest()[:8], 16), "revision": state.get("revision", 1),
                   "totalKey": len(state.get("nodes", {})) + len(state.get("objects", [])) + len(state.get("tokens", {})),
                   "totalSize": len(data), "version": "3.6.0"}
-        if copts.get("write-out") == "json":
+        if (copts.get("w") or copts.get("write-out")) == "json":
             print(json.dumps(status))
         else:
             print("%(hash)x, %(revision)d, %(totalKey)d, %(totalSize)d B" % status)
