@@ -8,8 +8,11 @@
 //! The script prints one block per query, each opened by a marker line `@@kprov-fact N` where N
 //! is the query's index in the script; a marker may open the same block again (the batched
 //! kinds, packages and services, print their blocks from one tool's output), and the parser
-//! appends. Values that may hold arbitrary bytes (file contents) are base64-encoded on the
-//! host, so no output can forge a marker.
+//! appends. Files are batched by name rather than index: `@@kprov-fact file` is followed by
+//! `name=PATH` (what `stat` printed), and `@@kprov-fact contents` lists the small files by
+//! name, then their concatenated content as one `data=` line, split by the sizes in their
+//! `stat` blocks. Values that may hold arbitrary bytes (file contents) are base64-encoded on
+//! the host, so no output can forge a marker.
 
 mod parse;
 mod query;

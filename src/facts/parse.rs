@@ -23,49 +23,143 @@ pub enum FactParseError {
     BadValue { query: String, message: String },
 }
 
+/// Where the lines being read belong.
+enum Reading {
+    Nothing,
+    /// The block of query N.
+    Query(usize),
+    /// A `file` block whose `name=` line comes next.
+    FileName,
+    /// The `contents` block: `name=` lines, then one `data=` line.
+    Contents,
+}
+
 /// Parse `output` of `script`.
 pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseError> {
     let queries = script.queries();
+    let file_index: BTreeMap<&str, usize> = queries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| match q {
+            FactQuery::File { path } => Some((path.as_str(), i)),
+            _ => None,
+        })
+        .collect();
+    let named = |line: &str| -> Result<usize, FactParseError> {
+        line.strip_prefix("name=")
+            .and_then(|path| file_index.get(path).copied())
+            .ok_or_else(|| FactParseError::BadValue {
+                query: "files".into(),
+                message: format!("{line:?} does not name a file that was asked for"),
+            })
+    };
     let mut blocks: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-    let mut current: Option<usize> = None;
+    let mut contents: Vec<usize> = Vec::new();
+    let mut data: Option<&str> = None;
+    let mut reading = Reading::Nothing;
     let mut ended = false;
     for line in output.lines() {
         if let Some(rest) = line.strip_prefix(MARKER) {
-            let tag = rest.trim();
-            if tag == "end" {
-                ended = true;
-                current = None;
-                continue;
+            reading = match rest.trim() {
+                "end" => {
+                    ended = true;
+                    Reading::Nothing
+                }
+                "file" => Reading::FileName,
+                "contents" => Reading::Contents,
+                tag => {
+                    let index: usize = tag
+                        .parse()
+                        .ok()
+                        .filter(|i| *i < queries.len())
+                        .ok_or_else(|| FactParseError::BadMarker { marker: line.to_string() })?;
+                    blocks.entry(index).or_default();
+                    Reading::Query(index)
+                }
+            };
+            continue;
+        }
+        match reading {
+            Reading::Nothing => {}
+            Reading::Query(i) => {
+                if !line.is_empty() {
+                    blocks.entry(i).or_default().push(line);
+                }
             }
-            let index: usize = tag
-                .parse()
-                .ok()
-                .filter(|i| *i < queries.len())
-                .ok_or_else(|| FactParseError::BadMarker { marker: line.to_string() })?;
-            blocks.entry(index).or_default();
-            current = Some(index);
-        } else if let Some(i) = current {
-            if !line.is_empty() {
-                blocks.entry(i).or_default().push(line);
+            Reading::FileName => {
+                let i = named(line)?;
+                blocks.entry(i).or_default();
+                reading = Reading::Query(i);
+            }
+            Reading::Contents => {
+                if let Some(d) = line.strip_prefix("data=") {
+                    data = Some(d);
+                    reading = Reading::Nothing;
+                } else if !line.is_empty() {
+                    contents.push(named(line)?);
+                }
             }
         }
     }
     if !ended {
         return Err(FactParseError::Truncated);
     }
+    let fetched = split_contents(&blocks, &contents, data)?;
     let mut facts = HostFacts::default();
     for (index, q) in queries.iter().enumerate() {
         let lines = blocks.get(&index).ok_or_else(|| FactParseError::Missing {
             index,
             query: q.label(),
         })?;
-        let value = parse_block(q, lines).map_err(|message| FactParseError::BadValue {
-            query: q.label(),
-            message,
+        let value = parse_block(q, lines, fetched.get(&index).map(Vec::as_slice)).map_err(|message| {
+            FactParseError::BadValue { query: q.label(), message }
         })?;
         facts.insert(q.clone(), value);
     }
     Ok(facts)
+}
+
+/// Splits the concatenated content of the small files (in the order `contents` names them)
+/// by the sizes their `stat` blocks report. A file that changed size between the `stat` and
+/// the read makes the lengths disagree: an error, never content put on the wrong file.
+fn split_contents(
+    blocks: &BTreeMap<usize, Vec<&str>>,
+    contents: &[usize],
+    data: Option<&str>,
+) -> Result<BTreeMap<usize, Vec<u8>>, FactParseError> {
+    let bad = |message: String| FactParseError::BadValue { query: "files".into(), message };
+    let mut fetched = BTreeMap::new();
+    let Some(data) = data else {
+        return if contents.is_empty() {
+            Ok(fetched)
+        } else {
+            Err(bad("the file contents are missing".into()))
+        };
+    };
+    let mut bytes = decode_base64(data).map_err(bad)?;
+    let sizes = contents
+        .iter()
+        .map(|i| {
+            let lines = blocks.get(i).map(Vec::as_slice).unwrap_or_default();
+            number::<usize>(lines, "size").map_err(|e| bad(format!("a fetched file's {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let expected = sizes.iter().try_fold(0usize, |a, s| a.checked_add(*s));
+    if expected != Some(bytes.len()) {
+        return Err(bad(format!(
+            "{} bytes of file contents arrived where stat reported {}: a file changed while it was read; run again",
+            bytes.len(),
+            expected.map_or_else(|| "more than can be counted".to_string(), |n| n.to_string()),
+        )));
+    }
+    // From the end, so each piece is split off without copying the rest.
+    for (i, size) in contents.iter().zip(&sizes).rev() {
+        let piece = bytes.split_off(bytes.len() - size);
+        if fetched.insert(*i, piece).is_some() {
+            return Err(bad("a file's contents arrived twice".into()));
+        }
+    }
+    Ok(fetched)
 }
 
 /// `key=value` lines; a line without `=` is a flag with an empty value.
@@ -97,7 +191,7 @@ fn unquote(v: &str) -> String {
     stripped.to_string()
 }
 
-fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
+fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<FactValue, String> {
     Ok(match q {
         FactQuery::Os => {
             let get = |k: &str| first(lines, k).map(unquote).unwrap_or_default();
@@ -137,9 +231,11 @@ fn parse_block(q: &FactQuery, lines: &[&str]) -> Result<FactValue, String> {
                 let mode_text = first(lines, "mode").ok_or("mode is missing")?;
                 let mode = u32::from_str_radix(mode_text, 8)
                     .map_err(|_| format!("mode={mode_text:?} is not octal"))?;
-                let content = match first(lines, "content") {
-                    None => None,
-                    Some(b64) => Some(decode_base64(b64)?),
+                let content = match (fetched, first(lines, "content")) {
+                    (Some(bytes), None) => Some(bytes.to_vec()),
+                    (None, Some(b64)) => Some(decode_base64(b64)?),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => return Err("the content arrived twice".into()),
                 };
                 // The script sends a small file's content and a large file's digest; the
                 // digest of the content is computed here rather than by one more process there.
@@ -240,6 +336,7 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::query::FILE_CONTENT_LIMIT;
 
     fn script() -> FactScript {
         FactScript::new([
@@ -322,6 +419,57 @@ mod tests {
         }
     }
 
+    /// The batched form of the file blocks: `stat`'s blocks and the contents name their
+    /// file; the contents are split by the sizes `stat` reported.
+    fn batched_files() -> (FactScript, String) {
+        let s = FactScript::new([
+            FactQuery::File { path: "/etc/a".into() },
+            FactQuery::File { path: "/etc/b c".into() },
+            FactQuery::File { path: "/etc/empty".into() },
+            FactQuery::File { path: "/etc/missing".into() },
+        ]);
+        let out = "\n@@kprov-fact 0\ncpus=1\nmemory_kib=1\n\
+@@kprov-fact 4\nabsent\n\
+@@kprov-fact file\nname=/etc/b c\ntype=regular file\nmode=600\nowner=root\ngroup=root\nsize=3\n\
+@@kprov-fact file\nname=/etc/a\ntype=regular file\nmode=644\nowner=root\ngroup=root\nsize=6\n\
+@@kprov-fact file\nname=/etc/empty\ntype=regular empty file\nmode=644\nowner=root\ngroup=root\nsize=0\n\
+@@kprov-fact contents\nname=/etc/a\nname=/etc/empty\nname=/etc/b c\ndata=aGVsbG8KYWJj\n\
+@@kprov-fact end\n";
+        (s, out.to_string())
+    }
+
+    #[test]
+    fn batched_files_are_split_by_size_and_named() {
+        let (s, out) = batched_files();
+        let facts = parse(&s, &out).unwrap();
+        let a = facts.file("/etc/a").unwrap();
+        assert_eq!((a.mode, a.size, a.content.as_deref()), (0o644, 6, Some(&b"hello\n"[..])));
+        assert_eq!(a.sha256, crate::digest::sha256_hex(b"hello\n"));
+        let b = facts.file("/etc/b c").unwrap();
+        assert_eq!((b.mode, b.content.as_deref()), (0o600, Some(&b"abc"[..])));
+        assert_eq!(facts.file("/etc/empty").unwrap().content.as_deref(), Some(&b""[..]));
+        assert!(!facts.file("/etc/missing").unwrap().exists);
+    }
+
+    #[test]
+    fn batched_contents_that_do_not_add_up_are_an_error() {
+        let (s, out) = batched_files();
+        // A file grew between stat and cat: the lengths disagree.
+        let grown = out.replace("data=aGVsbG8KYWJj", "data=aGVsbG8KYWJjZA==");
+        let err = parse(&s, &grown).unwrap_err();
+        assert!(err.to_string().contains("changed while it was read"), "{err}");
+        // A name the script was not asked about, in either place.
+        for bad in [out.replace("name=/etc/a\ntype", "name=/etc/x\ntype"), out.replace("name=/etc/a\nname=/etc/empty", "name=/etc/x\nname=/etc/empty")] {
+            assert!(matches!(parse(&s, &bad), Err(FactParseError::BadValue { .. })), "{bad}");
+        }
+        // A stat block lost: that file has no answer.
+        let lost = out.replace("@@kprov-fact file\nname=/etc/empty\ntype=regular empty file\nmode=644\nowner=root\ngroup=root\nsize=0\n", "");
+        assert!(parse(&s, &lost).is_err());
+        // Names without their data.
+        let cut = out.replace("data=aGVsbG8KYWJj\n", "");
+        assert!(parse(&s, &cut).is_err());
+    }
+
     #[test]
     fn truncated_output_is_an_error() {
         let cut = &OUTPUT[..OUTPUT.len() - 20];
@@ -342,7 +490,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("it's a file");
         std::fs::write(&file, "x = 1\n").unwrap();
+        // The batch and the rare cases beside it: a glob character, a symbolic link, a file
+        // too large to fetch, an empty one, a directory, a name with a line break.
+        let star = dir.path().join("*");
+        std::fs::write(&star, "star").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let large = dir.path().join("large");
+        let large_content = vec![b'z'; FILE_CONTENT_LIMIT as usize + 1];
+        std::fs::write(&large, &large_content).unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        let newline = dir.path().join("new\nline");
+        std::fs::write(&newline, "nl").unwrap();
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
         let s = FactScript::new([
+            FactQuery::File { path: path(&star) },
+            FactQuery::File { path: path(&link) },
+            FactQuery::File { path: path(&large) },
+            FactQuery::File { path: path(&empty) },
+            FactQuery::File { path: path(&newline) },
+            FactQuery::File { path: path(dir.path()) },
             FactQuery::File { path: file.to_str().unwrap().into() },
             FactQuery::File { path: "/nonexistent/kprov".into() },
             FactQuery::Sysctl { key: "kernel.ostype".into() },
@@ -360,6 +528,16 @@ mod tests {
         assert_eq!(f.content.as_deref(), Some(&b"x = 1\n"[..]));
         assert_eq!(f.sha256.len(), 64);
         assert!(!facts.file("/nonexistent/kprov").unwrap().exists);
+        let content = |p: &std::path::Path| facts.file(&path(p)).unwrap().content.clone();
+        assert_eq!(content(&star).as_deref(), Some(&b"star"[..]));
+        assert_eq!(content(&link).as_deref(), Some(&b"x = 1\n"[..]));
+        assert_eq!(facts.file(&path(&link)).unwrap().file_type, "symbolic link");
+        assert_eq!(content(&empty).as_deref(), Some(&b""[..]));
+        assert_eq!(content(&newline).as_deref(), Some(&b"nl"[..]));
+        let l = facts.file(&path(&large)).unwrap();
+        assert_eq!((l.content.as_deref(), l.sha256.as_str()), (None, crate::digest::sha256_hex(&large_content).as_str()));
+        let d = facts.file(&path(dir.path())).unwrap();
+        assert_eq!((d.exists, d.file_type.as_str(), d.content.as_deref()), (true, "directory", None));
         assert_eq!(
             facts.get(&FactQuery::Sysctl { key: "kernel.ostype".into() }),
             Some(&FactValue::Sysctl { value: Some("Linux".into()) })
@@ -423,6 +601,26 @@ mod tests {
                 }
                 let damaged = lines.join("\n");
                 let _ = parse(&script(), &damaged);
+            }
+
+            /// The batched file blocks, cut and damaged the same way.
+            #[test]
+            fn a_damaged_batched_answer_never_panics(
+                cut in 0usize..=400,
+                at in 0usize..20,
+                line in "[ -~]{0,60}",
+                replace in any::<bool>(),
+            ) {
+                let (s, out) = batched_files();
+                let cut = cut.min(out.len());
+                let mut lines: Vec<String> = out[..cut].lines().map(str::to_string).collect();
+                let at = at.min(lines.len());
+                if replace && at < lines.len() {
+                    lines[at] = line.clone();
+                } else {
+                    lines.insert(at, line.clone());
+                }
+                let _ = parse(&s, &lines.join("\n"));
             }
 
             /// Field values of any shape inside well-formed blocks.

@@ -3,10 +3,11 @@
 //! The script is cheap on the host: a no-op run is mostly this script, so it starts as few
 //! processes as it can. Shell builtins read /proc, /sys and small text files (`read`, `case`,
 //! `[`); the facts of one kind that a tool can answer together are asked for in one call (one
-//! `dpkg-query` for every package, one `systemctl show` for every service); a file costs one
-//! `stat` and, when small enough to fetch, one `base64` (the controller hashes the content it
-//! receives; `sha256sum` runs only for files too large to fetch). Measured on a Debian 12 test
-//! node for the benchmark's roles: 88 processes before, about 20 after (see BENCHMARKS.md).
+//! `dpkg-query` for every package, one `systemctl show` for every service, one `stat` and one
+//! `cat | base64` for all the files: the controller splits the content by size and hashes it;
+//! `sha256sum` runs only for files too large to fetch). Measured on a Debian 12 test node for
+//! the benchmark's roles: 88 processes at first, 28 with per-file `stat`/`base64`, 16 with the
+//! files batched (see BENCHMARKS.md).
 
 use std::collections::BTreeSet;
 
@@ -45,16 +46,21 @@ impl FactScript {
         let mut s = String::from(PRELUDE);
         let mut packages: Vec<(usize, &str)> = Vec::new();
         let mut services: Vec<(usize, &str)> = Vec::new();
+        let mut files: Vec<(usize, &str)> = Vec::new();
         for (i, q) in self.queries.iter().enumerate() {
             match q {
                 FactQuery::Package { name } => packages.push((i, name)),
                 FactQuery::Service { name } => services.push((i, name)),
+                FactQuery::File { path } if is_batchable_path(path) => files.push((i, path)),
                 _ => {
                     s.push_str(&format!("printf '\\n{MARKER} {i}\\n'\n"));
                     s.push_str(&query_script(q)?);
                     s.push('\n');
                 }
             }
+        }
+        if !files.is_empty() {
+            s.push_str(&files_script(&files)?);
         }
         if !packages.is_empty() {
             s.push_str(&packages_script(&packages)?);
@@ -76,8 +82,8 @@ fn query_script(q: &FactQuery) -> Result<String, QuoteError> {
     Ok(match q {
         FactQuery::Os => OS_SCRIPT.to_string(),
         FactQuery::File { path } => {
-            // One stat; then the content (the controller hashes it) or, for a file too large
-            // to fetch, its digest.
+            // A path the batch cannot name on one line: one stat; then the content (the
+            // controller hashes it) or, for a file too large to fetch, its digest.
             let p = quote(path)?;
             format!(
                 "kf={p}; if [ -e \"$kf\" ] || [ -L \"$kf\" ]; then \
@@ -119,6 +125,48 @@ sed -nE '/^[[:space:]]*[^#[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+swap[[
         }
         FactQuery::Package { .. } | FactQuery::Service { .. } => unreachable!("batched in render"),
     })
+}
+
+/// Whether a file's facts can come from the batch: the batch names a file by its path on a
+/// line of its own (`name=PATH`), so a path holding a line break is asked for on its own.
+fn is_batchable_path(path: &str) -> bool {
+    !path.contains(['\n', '\r'])
+}
+
+/// Every file in three processes, however many there are: one `stat` for all that exist,
+/// then one `cat | base64` of all the small regular files, concatenated (the controller
+/// splits the data by the sizes `stat` reported and hashes each piece). A missing file gets
+/// `absent` under its index; `stat`'s blocks and the content list name their file
+/// (`@@kprov-fact file` + `name=PATH`, `@@kprov-fact contents`), so an answer cannot be put
+/// on the wrong file. Rare cases keep a process each: a file too large to fetch gets its
+/// digest from `sha256sum`, and a symbolic link (its `stat` size is the link's, not the
+/// target's) its own `base64`. `set -f` keeps the line loop from expanding a `*` in a name.
+fn files_script(files: &[(usize, &str)]) -> Result<String, QuoteError> {
+    let mut s = String::from("set --\n");
+    for (i, path) in files {
+        let p = quote(path)?;
+        s.push_str(&format!(
+            "kf={p}; if [ -e \"$kf\" ] || [ -L \"$kf\" ]; then set -- \"$@\" \"$kf\"; else printf '\\n{MARKER} {i}\\nabsent\\n'; fi\n"
+        ));
+    }
+    s.push_str(&format!(
+        r#"if [ $# -gt 0 ]; then
+ks=$(stat --printf '\n{MARKER} file\nname=%n\ntype=%F\nmode=%a\nowner=%U\ngroup=%G\nsize=%s\n' -- "$@" 2>/dev/null); printf '%s\n' "$ks"
+set --; set -f; IFS='
+'
+for kl in $ks; do case $kl in
+name=*) kn=${{kl#name=}};;
+size=*) if [ -f "$kn" ] && [ -r "$kn" ]; then
+if [ "${{kl#size=}}" -gt {FILE_CONTENT_LIMIT} ] 2>/dev/null; then kc=$(sha256sum < "$kn") && printf '\n{MARKER} file\nname=%s\nsha256=%s\n' "$kn" "${{kc%% *}}";
+elif [ -L "$kn" ]; then kc=$(base64 -w0 < "$kn") && printf '\n{MARKER} file\nname=%s\ncontent=%s\n' "$kn" "$kc";
+else set -- "$@" "$kn"; fi; fi;;
+esac; done
+unset IFS; set +f
+if [ $# -gt 0 ]; then printf '\n{MARKER} contents\n'; printf 'name=%s\n' "$@"; printf 'data='; cat -- "$@" | base64 -w0; printf '\n'; fi
+fi
+"#
+    ));
+    Ok(s)
 }
 
 /// One `dpkg-query` for every package. A hold is dpkg's selection, the `h` of Status-Abbrev
