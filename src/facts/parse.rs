@@ -499,6 +499,10 @@ mod tests {
         let large = dir.path().join("large");
         let large_content = vec![b'z'; FILE_CONTENT_LIMIT as usize + 1];
         std::fs::write(&large, &large_content).unwrap();
+        let large_link = dir.path().join("large link");
+        std::os::unix::fs::symlink(&large, &large_link).unwrap();
+        let newline_link = dir.path().join("new\nlink");
+        std::os::unix::fs::symlink(&large, &newline_link).unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "").unwrap();
         let newline = dir.path().join("new\nline");
@@ -509,6 +513,8 @@ mod tests {
             FactQuery::File { path: path(&link) },
             FactQuery::File { path: path(&large) },
             FactQuery::File { path: path(&empty) },
+            FactQuery::File { path: path(&large_link) },
+            FactQuery::File { path: path(&newline_link) },
             FactQuery::File { path: path(&newline) },
             FactQuery::File { path: path(dir.path()) },
             FactQuery::File { path: file.to_str().unwrap().into() },
@@ -536,6 +542,11 @@ mod tests {
         assert_eq!(content(&newline).as_deref(), Some(&b"nl"[..]));
         let l = facts.file(&path(&large)).unwrap();
         assert_eq!((l.content.as_deref(), l.sha256.as_str()), (None, crate::digest::sha256_hex(&large_content).as_str()));
+        // A link to a file too large to fetch: the target's digest, not its content.
+        for link in [&large_link, &newline_link] {
+            let l = facts.file(&path(link)).unwrap();
+            assert_eq!((l.content.as_deref(), l.sha256.as_str()), (None, crate::digest::sha256_hex(&large_content).as_str()));
+        }
         let d = facts.file(&path(dir.path())).unwrap();
         assert_eq!((d.exists, d.file_type.as_str(), d.content.as_deref()), (true, "directory", None));
         assert_eq!(

@@ -89,7 +89,8 @@ fn query_script(q: &FactQuery) -> Result<String, QuoteError> {
                 "kf={p}; if [ -e \"$kf\" ] || [ -L \"$kf\" ]; then \
 ks=$(stat --printf 'type=%F\\nmode=%a\\nowner=%U\\ngroup=%G\\nsize=%s' -- \"$kf\"); printf '%s\\n' \"$ks\"; \
 if [ -f \"$kf\" ]; then \
-if [ \"${{ks##*size=}}\" -le {FILE_CONTENT_LIMIT} ] 2>/dev/null; then kc=$(base64 -w0 < \"$kf\") && printf 'content=%s\\n' \"$kc\"; \
+kz=${{ks##*size=}}; if [ -L \"$kf\" ]; then kz=$(stat -L --printf %s -- \"$kf\"); fi; \
+if [ \"$kz\" -le {FILE_CONTENT_LIMIT} ] 2>/dev/null; then kc=$(base64 -w0 < \"$kf\") && printf 'content=%s\\n' \"$kc\"; \
 else printf 'sha256=%s\\n' \"$(sha256sum < \"$kf\" | cut -d' ' -f1)\"; fi; fi; \
 else echo absent; fi"
             )
@@ -140,7 +141,8 @@ fn is_batchable_path(path: &str) -> bool {
 /// (`@@kprov-fact file` + `name=PATH`, `@@kprov-fact contents`), so an answer cannot be put
 /// on the wrong file. Rare cases keep a process each: a file too large to fetch gets its
 /// digest from `sha256sum`, and a symbolic link (its `stat` size is the link's, not the
-/// target's) its own `base64`. `set -f` keeps the line loop from expanding a `*` in a name.
+/// target's) a `stat -L` for the target's size and its own `base64`. `set -f` keeps the
+/// line loop from expanding a `*` in a name.
 fn files_script(files: &[(usize, &str)]) -> Result<String, QuoteError> {
     let mut s = String::from("set --\n");
     for (i, path) in files {
@@ -157,7 +159,8 @@ set --; set -f; IFS='
 for kl in $ks; do case $kl in
 name=*) kn=${{kl#name=}};;
 size=*) if [ -f "$kn" ] && [ -r "$kn" ]; then
-if [ "${{kl#size=}}" -gt {FILE_CONTENT_LIMIT} ] 2>/dev/null; then kc=$(sha256sum < "$kn") && printf '\n{MARKER} file\nname=%s\nsha256=%s\n' "$kn" "${{kc%% *}}";
+kz=${{kl#size=}}; if [ -L "$kn" ]; then kz=$(stat -L --printf %s -- "$kn"); fi
+if [ "$kz" -gt {FILE_CONTENT_LIMIT} ] 2>/dev/null; then kc=$(sha256sum < "$kn") && printf '\n{MARKER} file\nname=%s\nsha256=%s\n' "$kn" "${{kc%% *}}";
 elif [ -L "$kn" ]; then kc=$(base64 -w0 < "$kn") && printf '\n{MARKER} file\nname=%s\ncontent=%s\n' "$kn" "$kc";
 else set -- "$@" "$kn"; fi; fi;;
 esac; done
