@@ -587,6 +587,20 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
+        /// `text` cut at byte `cut` (or the char boundary before it), then with line `at`
+        /// replaced by `line` or `line` inserted there.
+        fn damage(text: &str, cut: usize, at: usize, line: &str, replace: bool) -> String {
+            let cut = (0..=cut.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let mut lines: Vec<&str> = text[..cut].lines().collect();
+            let at = at.min(lines.len());
+            if replace && at < lines.len() {
+                lines[at] = line;
+            } else {
+                lines.insert(at, line);
+            }
+            lines.join("\n")
+        }
+
         proptest! {
             /// Whatever a broken or hostile host prints, parsing returns facts or an error.
             #[test]
@@ -602,16 +616,7 @@ mod tests {
                 line in "[ -~]{0,60}",
                 replace in any::<bool>(),
             ) {
-                let cut = (0..=cut).rev().find(|i| OUTPUT.is_char_boundary(*i)).unwrap_or(0);
-                let mut lines: Vec<String> = OUTPUT[..cut].lines().map(str::to_string).collect();
-                let at = at.min(lines.len());
-                if replace && at < lines.len() {
-                    lines[at] = line.clone();
-                } else {
-                    lines.insert(at, line.clone());
-                }
-                let damaged = lines.join("\n");
-                let _ = parse(&script(), &damaged);
+                let _ = parse(&script(), &damage(OUTPUT, cut, at, &line, replace));
             }
 
             /// The batched file blocks, cut and damaged the same way.
@@ -623,15 +628,7 @@ mod tests {
                 replace in any::<bool>(),
             ) {
                 let (s, out) = batched_files();
-                let cut = cut.min(out.len());
-                let mut lines: Vec<String> = out[..cut].lines().map(str::to_string).collect();
-                let at = at.min(lines.len());
-                if replace && at < lines.len() {
-                    lines[at] = line.clone();
-                } else {
-                    lines.insert(at, line.clone());
-                }
-                let _ = parse(&s, &lines.join("\n"));
+                let _ = parse(&s, &damage(&out, cut, at, &line, replace));
             }
 
             /// Field values of any shape inside well-formed blocks.
