@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use sha2::{Digest, Sha256};
 
 use super::Globals;
 use super::after::{KUBECONFIG, write_private};
@@ -100,7 +99,7 @@ pub fn parse_snapshot(out: &str) -> Result<Snapshot, String> {
         .ok_or("the snapshot's transfer did not finish")?;
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| format!("the snapshot arrived damaged ({e})"))?;
-    let got = hex::encode(Sha256::digest(&bytes));
+    let got = crate::digest::sha256_hex(&bytes);
     if got != sha256 {
         return Err(format!("the copy's SHA-256 {got} differs from the node's {sha256}"));
     }
@@ -182,7 +181,7 @@ mod tests {
 
     fn output(data: &[u8]) -> String {
         use base64::Engine as _;
-        let sha = hex::encode(Sha256::digest(data));
+        let sha = crate::digest::sha256_hex(data);
         format!(
             "@@kprov-date 20261125T120000Z\n@@kprov-status {{\"hash\":1,\"revision\":7,\"totalKey\":3,\"totalSize\":{},\"version\":\"3.6.0\"}}\n@@kprov-sha256 {sha}\n@@kprov-data\n{}\n@@kprov-end\n",
             data.len(),

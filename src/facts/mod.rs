@@ -25,7 +25,6 @@ pub use script::FactScript;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Every fact gathered from one host, keyed by the query that produced it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,7 +60,7 @@ impl HostFacts {
     /// refuse when the hosts have changed since.
     pub fn fingerprint(&self) -> String {
         let json = serde_json::to_vec(self).expect("facts always serialize");
-        hex::encode(Sha256::digest(&json))
+        crate::digest::sha256_hex(&json)
     }
 }
 
