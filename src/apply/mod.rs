@@ -175,20 +175,20 @@ pub async fn apply(
         let mut progressed = true;
         while progressed && !stop_new {
             progressed = false;
-            for h in 0..hosts.len() {
+            for (h, host) in hosts.iter().enumerate() {
                 if busy.contains(&h) || running.len() >= options.concurrency.max(1) {
                     continue;
                 }
                 let is_reboot = |n: NodeIndex| change_of(n).is_some_and(|c| c.action == Action::Reboot);
-                let mut tasks = queue.batch_for_host(h, |n| is_reboot(n));
+                let mut tasks = queue.batch_for_host(h, is_reboot);
                 if tasks.is_empty() {
                     continue;
                 }
                 // A reboot always runs alone, after what came before it has finished.
-                if let Some(pos) = tasks.iter().position(|&n| is_reboot(n)) {
-                    if pos > 0 {
-                        tasks.truncate(pos);
-                    }
+                if let Some(pos) = tasks.iter().position(|&n| is_reboot(n))
+                    && pos > 0
+                {
+                    tasks.truncate(pos);
                 }
                 let changed: Vec<NodeIndex> = tasks.iter().copied().filter(|&n| change_of(n).is_some()).collect();
                 if changed.is_empty() {
@@ -208,7 +208,7 @@ pub async fn apply(
                 let mut build_error = None;
                 for &n in &changed {
                     let r = &planned.rendered[&n];
-                    let ctx = CheckContext { facts: &hosts[h].facts, dependency_changed: r.dependency_changed, captures: &captures };
+                    let ctx = CheckContext { facts: &host.facts, dependency_changed: r.dependency_changed, captures: &captures };
                     let change = change_of(n).expect("changed");
                     match r.spec.as_resource().apply_script(&ctx, &change) {
                         Ok(script) => steps.push(BatchStep { script }),
@@ -228,8 +228,8 @@ pub async fn apply(
                 for &n in &tasks {
                     queue.start(n);
                 }
-                on_event(Event::BatchStarted { host: hosts[h].name.clone(), steps: changed.iter().map(|&n| graph.task(n).id()).collect() });
-                let remote = hosts[h].remote.clone().expect("reachable hosts only");
+                on_event(Event::BatchStarted { host: host.name.clone(), steps: changed.iter().map(|&n| graph.task(n).id()).collect() });
+                let remote = host.remote.clone().expect("reachable hosts only");
                 let job = Job { host: h, tasks, changed, reboot };
                 busy.insert(h);
                 let batch = Batch::new(steps);

@@ -67,11 +67,11 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
     let cancel = Arc::new(AtomicBool::new(false));
     let result = rt.block_on(async {
         let p = prepare(inv, &select, g).await?;
-        if let Some(saved_plan) = &saved_plan {
-            if let Err(e) = saved::check(saved_plan, &p.planned.plan) {
-                p.connector.close_all().await;
-                return Err(miette::Report::new(e));
-            }
+        if let Some(saved_plan) = &saved_plan
+            && let Err(e) = saved::check(saved_plan, &p.planned.plan)
+        {
+            p.connector.close_all().await;
+            return Err(miette::Report::new(e));
         }
         if args.output == Output::Json {
             println!("{}", serde_json::json!({"event": "plan", "plan": &p.planned.plan}));

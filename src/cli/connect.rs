@@ -94,33 +94,33 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
         if let Some(h) = c.host_name {
             address = h;
         }
-        if !s.user_explicit {
-            if let Some(u) = c.user {
-                user = u;
-            }
+        if !s.user_explicit
+            && let Some(u) = c.user
+        {
+            user = u;
         }
-        if !s.port_explicit {
-            if let Some(p) = c.port {
-                port = p;
-            }
+        if !s.port_explicit
+            && let Some(p) = c.port
+        {
+            port = p;
         }
         identity_files.extend(c.identity_files.into_iter().filter(|p| p.exists()));
-        if jump.is_none() {
-            if let Some(pj) = c.proxy_jump {
-                // user@host:port, the first hop of a chain.
-                let first = pj.split(',').next().unwrap_or_default();
-                let (ju, rest) = first.rsplit_once('@').map(|(u, r)| (Some(u.to_string()), r)).unwrap_or((None, first));
-                let (jh, jp) = rest.rsplit_once(':').map(|(h, p)| (h, p.parse().unwrap_or(22))).unwrap_or((rest, 22));
-                let jc = transport::ssh_config::for_host(&cfg_path, jh);
-                let mut j = ConnectOptions::new(
-                    format!("{jh} (jump host)"),
-                    jc.host_name.unwrap_or_else(|| jh.to_string()),
-                    ju.or(jc.user).unwrap_or_else(|| user.clone()),
-                );
-                j.port = jc.port.unwrap_or(jp);
-                j.identity_files = if jc.identity_files.is_empty() { identity_files.clone() } else { jc.identity_files };
-                jump = Some(Box::new(j));
-            }
+        if jump.is_none()
+            && let Some(pj) = c.proxy_jump
+        {
+            // user@host:port, the first hop of a chain.
+            let first = pj.split(',').next().unwrap_or_default();
+            let (ju, rest) = first.rsplit_once('@').map(|(u, r)| (Some(u.to_string()), r)).unwrap_or((None, first));
+            let (jh, jp) = rest.rsplit_once(':').map(|(h, p)| (h, p.parse().unwrap_or(22))).unwrap_or((rest, 22));
+            let jc = transport::ssh_config::for_host(&cfg_path, jh);
+            let mut j = ConnectOptions::new(
+                format!("{jh} (jump host)"),
+                jc.host_name.unwrap_or_else(|| jh.to_string()),
+                ju.or(jc.user).unwrap_or_else(|| user.clone()),
+            );
+            j.port = jc.port.unwrap_or(jp);
+            j.identity_files = if jc.identity_files.is_empty() { identity_files.clone() } else { jc.identity_files };
+            jump = Some(Box::new(j));
         }
     }
     if identity_files.is_empty() {
@@ -257,11 +257,12 @@ impl Remote for SshRemote {
             tokio::time::sleep(Duration::from_secs(3)).await;
             while started.elapsed() < timeout {
                 if let Ok(s) = Session::connect(&self.options).await {
-                    if let Ok(now) = boot_id(s.clone()).await {
-                        if !now.is_empty() && now != before {
-                            *self.session.lock().await = s;
-                            return Ok(());
-                        }
+                    if let Ok(now) = boot_id(s.clone()).await
+                        && !now.is_empty()
+                        && now != before
+                    {
+                        *self.session.lock().await = s;
+                        return Ok(());
                     }
                     s.close().await;
                 }

@@ -107,11 +107,11 @@ pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(out) = &args.out {
-        if let Err(e) = write_atomic(out, render_json(&plan).as_bytes()) {
-            eprintln!("cannot write {}: {e}", out.display());
-            return ExitCode::from(1);
-        }
+    if let Some(out) = &args.out
+        && let Err(e) = write_atomic(out, render_json(&plan).as_bytes())
+    {
+        eprintln!("cannot write {}: {e}", out.display());
+        return ExitCode::from(1);
     }
     let text = if args.json {
         render_json(&plan)
@@ -121,10 +121,12 @@ pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
         render_text(&plan, g.color(std::io::stdout().is_terminal()))
     };
     print!("{text}");
-    if let Some(out) = &args.out {
-        if !args.json && !args.markdown && !g.quiet {
-            println!("Saved the plan to {}; apply it with: kprov apply {}", out.display(), out.display());
-        }
+    if let Some(out) = &args.out
+        && !args.json
+        && !args.markdown
+        && !g.quiet
+    {
+        println!("Saved the plan to {}; apply it with: kprov apply {}", out.display(), out.display());
     }
     exit_code(&plan)
 }

@@ -310,7 +310,7 @@ impl Validator {
                     .label(at(list), "none of these hosts is a control plane")
                     .help("give the first host roles: [control-plane]; kubeadm init runs there"),
             );
-        } else if cps.len() % 2 == 0 {
+        } else if cps.len().is_multiple_of(2) {
             self.push(
                 Diagnostic::warning(
                     "kprov::inventory::even_control_planes",
@@ -460,19 +460,19 @@ impl Validator {
             Some(s) => self.cidr(s, "service_cidr"),
             None => Some("10.96.0.0/12".parse().expect("valid")),
         };
-        if let (Some(p), Some(s)) = (pod, svc) {
-            if p.contains(&s.network()) || s.contains(&p.network()) {
-                ok = false;
-                let mut d = Diagnostic::error("kprov::inventory::cidr_overlap", format!("pod_cidr {p} and service_cidr {s} overlap"))
-                    .help("pods and services need separate ranges, e.g. pod_cidr: 10.244.0.0/16 and service_cidr: 10.96.0.0/12");
-                if let Some(x) = &c.pod_cidr {
-                    d = d.label(at(x), "pod network");
-                }
-                if let Some(x) = &c.service_cidr {
-                    d = d.label(at(x), "service network");
-                }
-                self.push(d);
+        if let (Some(p), Some(s)) = (pod, svc)
+            && (p.contains(&s.network()) || s.contains(&p.network()))
+        {
+            ok = false;
+            let mut d = Diagnostic::error("kprov::inventory::cidr_overlap", format!("pod_cidr {p} and service_cidr {s} overlap"))
+                .help("pods and services need separate ranges, e.g. pod_cidr: 10.244.0.0/16 and service_cidr: 10.96.0.0/12");
+            if let Some(x) = &c.pod_cidr {
+                d = d.label(at(x), "pod network");
             }
+            if let Some(x) = &c.service_cidr {
+                d = d.label(at(x), "service network");
+            }
+            self.push(d);
         }
         ok &= pod.is_some() && svc.is_some();
         let cni = match &c.cni {
@@ -497,15 +497,15 @@ impl Validator {
                 String::new()
             }
         };
-        if let Some(rt) = &c.container_runtime {
-            if rt.value != "containerd" {
-                ok = false;
-                self.push(
-                    Diagnostic::error("kprov::inventory::runtime", format!("unsupported container runtime `{}`", rt.value))
-                        .label(at(rt), "not supported")
-                        .help("kprov installs containerd (Docker's containerd.io package); remove the key or write containerd"),
-                );
-            }
+        if let Some(rt) = &c.container_runtime
+            && rt.value != "containerd"
+        {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::runtime", format!("unsupported container runtime `{}`", rt.value))
+                    .label(at(rt), "not supported")
+                    .help("kprov installs containerd (Docker's containerd.io package); remove the key or write containerd"),
+            );
         }
         if let Some(ep) = &c.control_plane_endpoint {
             let (host, port) = match ep.value.rsplit_once(':') {
@@ -531,19 +531,19 @@ impl Validator {
                         .help("an HA cluster needs a stable API address in front of every control plane (a load balancer or a VIP): cluster.control_plane_endpoint: k8s-api.lan:6443"),
                 );
             }
-            if let Some(adv) = &c.advertise_address {
-                if !cps.iter().any(|h| h.address == adv.value) {
-                    ok = false;
-                    let known: Vec<&str> = cps.iter().map(|h| h.address.as_str()).collect();
-                    self.push(
-                        Diagnostic::error(
-                            "kprov::inventory::advertise_address",
-                            format!("advertise_address `{}` is not the address of a control-plane host", adv.value),
-                        )
-                        .label(at(adv), "no control plane has this address")
-                        .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
-                    );
-                }
+            if let Some(adv) = &c.advertise_address
+                && !cps.iter().any(|h| h.address == adv.value)
+            {
+                ok = false;
+                let known: Vec<&str> = cps.iter().map(|h| h.address.as_str()).collect();
+                self.push(
+                    Diagnostic::error(
+                        "kprov::inventory::advertise_address",
+                        format!("advertise_address `{}` is not the address of a control-plane host", adv.value),
+                    )
+                    .label(at(adv), "no control plane has this address")
+                    .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
+                );
             }
         }
         if !ok {

@@ -368,17 +368,18 @@ async fn authenticate(handle: &mut Handle<Checker>, o: &ConnectOptions) -> Resul
     let mut tried = vec![];
     let auth_err = |e: russh::Error| TransportError::Protocol { host: o.host.clone(), message: format!("authentication: {e}") };
     let hash = handle.best_supported_rsa_hash().await.map_err(auth_err)?.flatten();
-    if o.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
-            let identities = agent.request_identities().await.unwrap_or_default();
-            for id in identities {
-                let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else { continue };
-                tried.push(format!("agent key {}", if comment.is_empty() { known_hosts::fingerprint(&key) } else { comment }));
-                if let Ok(r) = handle.authenticate_publickey_with(o.user.clone(), key, hash, &mut agent).await {
-                    if r.success() {
-                        return Ok(());
-                    }
-                }
+    if o.use_agent
+        && std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+    {
+        let identities = agent.request_identities().await.unwrap_or_default();
+        for id in identities {
+            let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else { continue };
+            tried.push(format!("agent key {}", if comment.is_empty() { known_hosts::fingerprint(&key) } else { comment }));
+            if let Ok(r) = handle.authenticate_publickey_with(o.user.clone(), key, hash, &mut agent).await
+                && r.success()
+            {
+                return Ok(());
             }
         }
     }

@@ -247,12 +247,12 @@ impl NodeSet {
             let state = lines.first().copied().unwrap_or("");
             let key = lines.iter().find(|l| l.starts_with("ssh-ed25519")).map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
             let ssh_active = lines.last() == Some(&"active");
-            if matches!(state, "running" | "degraded") && ssh_active {
-                if let Some(key) = key {
-                    if std::net::TcpStream::connect_timeout(&(n.ip, 22).into(), Duration::from_secs(1)).is_ok() {
-                        return key;
-                    }
-                }
+            if matches!(state, "running" | "degraded")
+                && ssh_active
+                && let Some(key) = key
+                && std::net::TcpStream::connect_timeout(&(n.ip, 22).into(), Duration::from_secs(1)).is_ok()
+            {
+                return key;
             }
             if Instant::now() > deadline {
                 let logs = docker(&["logs", "--tail", "30", &n.container]);
