@@ -184,6 +184,7 @@ fn a_paused_node_times_out_without_hanging() {
         assert!(t0.elapsed() < Duration::from_secs(8), "took {:?}", t0.elapsed());
         assert!(matches!(err, TransportError::Timeout { .. } | TransportError::Protocol { .. }), "{err}");
         assert!(err.to_string().contains(&set.node(0).name), "{err}");
+        assert_eq!(err.stage(), "command", "{err}");
         // A new connection to a paused host fails within the connect timeout too.
         let t0 = Instant::now();
         let err = Session::connect(&o).await.unwrap_err();
@@ -211,11 +212,14 @@ fn jump_host_and_auth_failure() {
         bad.identity_files = vec![key];
         let err = Session::connect(&bad).await.unwrap_err();
         assert!(matches!(err, TransportError::AuthFailed { .. }), "{err}");
+        assert_eq!(err.stage(), "auth");
+        assert!(err.to_string().contains("(stage: auth)"), "{err}");
         let unreachable = {
             let mut u = options(&set, 0, "root");
             u.port = 2;
             Session::connect(&u).await.unwrap_err()
         };
         assert!(matches!(unreachable, TransportError::Unreachable { .. }), "{unreachable}");
+        assert!(unreachable.to_string().contains("(stage: connect)"), "{unreachable}");
     });
 }
