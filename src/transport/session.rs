@@ -270,7 +270,7 @@ impl Session {
                         match tokio::time::timeout_at(started_at(started, SUDO_STAGE_TIMEOUT), channel.wait()).await {
                             Ok(m) => m,
                             Err(_) => {
-                                let g = gate.as_ref().expect("waiting for sudo");
+                                let Some(g) = gate.as_ref() else { break };
                                 return Err(self.become_failed(g, "no answer", &format!(
                                     "sudo neither asked for the password with kprov's prompt nor started the command within {}s (a PAM module with its own prompt, or a slow name lookup?)",
                                     SUDO_STAGE_TIMEOUT.as_secs()
@@ -294,10 +294,12 @@ impl Session {
                                     for event in g.feed(&data) {
                                         match event {
                                             GateEvent::Answer => {
-                                                let pw = g.plan.password.as_ref().expect("a prompt only with a password");
-                                                let mut line = pw.expose().as_bytes().to_vec();
-                                                line.push(b'\n');
-                                                channel.data(&line[..]).await.map_err(|e| self.lost(e))?;
+                                                // Only a plan with a password has a prompt to answer.
+                                                if let Some(pw) = g.plan.password.as_ref() {
+                                                    let mut line = pw.expose().as_bytes().to_vec();
+                                                    line.push(b'\n');
+                                                    channel.data(&line[..]).await.map_err(|e| self.lost(e))?;
+                                                }
                                             }
                                             // sudo asks again: the password was wrong. Never a
                                             // second try: end its input, so it fails in its own words.
