@@ -134,7 +134,11 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
     }
     let password = match &s.become_password_env {
         Some(var) => {
-            Some(Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?))
+            let pw =
+                Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?);
+            // Taken out of every output from here on, whatever prints it.
+            crate::secret::remember(&pw);
+            Some(pw)
         }
         None => None,
     };
@@ -216,17 +220,24 @@ pub struct SshRemote {
 impl Remote for SshRemote {
     fn run_script(&self, script: String) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(async move {
+            let out = self.run_script_output(script).await?;
+            let mut text = out.stdout;
+            if out.status.as_deref() != Some("exit status 0") {
+                // The batch script itself exits 0; anything else is the shell or sudo failing.
+                text.push_str(&format!("\n{}", crate::secret::redact(&out.stderr, [])));
+            }
+            Ok(text)
+        })
+    }
+
+    fn run_script_output(&self, script: String) -> BoxFuture<'_, Result<crate::apply::ScriptOutput, String>> {
+        Box::pin(async move {
             let session = self.session.lock().await.clone();
             let out = session
                 .exec("sh -s", ExecOptions { become_: true, stdin: Some(script.into_bytes()), timeout: None })
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut text = out.stdout_text();
-            if !out.success() {
-                // The batch script itself exits 0; anything else is the shell or sudo failing.
-                text.push_str(&format!("\n{}", out.stderr_text()));
-            }
-            Ok(text)
+            Ok(crate::apply::ScriptOutput { status: Some(transport::exit_text(&out)), stdout: out.stdout_text(), stderr: out.stderr_text() })
         })
     }
 
