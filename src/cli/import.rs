@@ -78,7 +78,7 @@ fn kubespray(a: &KubesprayArgs, g: &Globals) -> ExitCode {
         return code;
     }
     if !g.quiet {
-        for d in loaded.warnings() {
+        for d in imported.warnings.iter().chain(loaded.warnings()) {
             eprint!("{}", super::setup::render(d, color));
         }
     }
@@ -94,19 +94,11 @@ fn kubespray(a: &KubesprayArgs, g: &Globals) -> ExitCode {
         None => print!("{}", imported.yaml),
     }
     if !g.quiet {
-        eprintln!(
-            "✓ {out_name}: {} host{} ({} control plane{}, {} worker{}) imported from {name}; {}",
-            imported.hosts,
-            plural(imported.hosts),
-            imported.control_planes,
-            plural(imported.control_planes),
-            imported.workers,
-            plural(imported.workers),
-            match imported.not_imported {
-                0 => "every setting was imported".to_string(),
-                n => format!("{n} setting{} not imported (listed at the top)", plural(n)),
-            }
-        );
+        let settings = match imported.not_imported {
+            0 => "every setting was imported".to_string(),
+            n => format!("{n} setting{} not imported (listed at the top)", plural(n)),
+        };
+        eprintln!("✓ {out_name}: {} imported from {name}; {settings}", imported.summary());
     }
     ExitCode::SUCCESS
 }

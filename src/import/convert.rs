@@ -83,12 +83,13 @@ pub(super) struct Conv<'a> {
     pub(super) member_sets: HashMap<String, HashSet<String>>,
     pub(super) notes: Notes,
     pub(super) errs: Vec<Diagnostic>,
+    pub(super) warnings: Vec<Diagnostic>,
 }
 
 impl<'a> Conv<'a> {
     pub(super) fn new(a: &'a Ansible, format: Format, file: &'a str) -> Self {
         let member_sets = a.groups.iter().map(|g| (g.name.clone(), a.members(&g.name).into_iter().collect())).collect();
-        Conv { a, format, file, depths: a.depths(), member_sets, notes: Notes::default(), errs: vec![] }
+        Conv { a, format, file, depths: a.depths(), member_sets, notes: Notes::default(), errs: vec![], warnings: vec![] }
     }
 
     pub(super) fn is_member(&self, group: &str, host: &str) -> bool {
@@ -162,38 +163,69 @@ impl<'a> Conv<'a> {
         if !self.errs.is_empty() {
             return None;
         }
+        self.conflicts();
         let ssh = ssh_defaults(&mut hosts);
         let yaml = self.emit(&cluster, &ssh, bastion.as_deref(), &hosts);
         Some(Imported {
             yaml,
             hosts: hosts.len(),
             control_planes: hosts.iter().filter(|h| h.control_plane).count(),
-            workers: hosts.iter().filter(|h| h.worker && !h.control_plane).count(),
+            workers: hosts.iter().filter(|h| h.worker).count(),
+            both: hosts.iter().filter(|h| h.worker && h.control_plane).count(),
             not_imported: self.notes.count(),
+            warnings: std::mem::take(&mut self.warnings),
         })
+    }
+
+    /// A warning for each host variable kprov imports that a host was given twice, with
+    /// different values: both places, and the one Ansible uses. Ansible reads the inventory in
+    /// order and sets a host's variable each time it meets it, so the later one wins, whatever
+    /// the groups (and a host's own variables beat every group's).
+    fn conflicts(&mut self) {
+        for (host, earlier, later) in &self.a.conflicts {
+            let (a, b) = (earlier.value.canonical(), later.value.canonical());
+            let section = |g: &str| match self.format {
+                Format::Ini => format!("[{g}]"),
+                Format::Yaml => format!("{g}: hosts:"),
+            };
+            self.warnings.push(
+                Diagnostic::warning(
+                    "kprov::import::conflicting_value",
+                    format!(
+                        "host `{host}` has two values of {}: `{a}` in {} and `{b}` in {}; Ansible uses the later one, `{b}`, and so does this import",
+                        later.name,
+                        section(&earlier.written_in),
+                        section(&later.written_in)
+                    ),
+                )
+                .label(earlier.value.at, format!("{} of {host} in {} (overridden)", earlier.name, earlier.written_in))
+                .label(later.value.at, format!("{} of {host} in {} (used)", later.name, later.written_in))
+                .help(format!(
+                    "give {host} one {}: Ansible keeps the last value it reads for a host, so the two groups disagree silently",
+                    later.name
+                )),
+            );
+        }
     }
 
     /// The hosts of kube_control_plane; an error when there are none.
     pub(super) fn control_planes(&mut self) -> Option<Vec<String>> {
         let first_line = || Some(Place { offset: 0, len: 1 });
         let Some(group) = self.a.find_group("kube_control_plane") else {
-            let legacy = ["kube-master", "kube_master"].iter().find_map(|n| self.a.find_group(n));
-            let mut d = Diagnostic::error("kprov::import::no_control_plane", "no kube_control_plane group").label(
-                legacy.and_then(|g| g.at).or(self.a.groups_at).or_else(first_line),
-                if legacy.is_some() { "the old name of kube_control_plane" } else { "the groups start here" },
-            );
             let names: Vec<&str> = self.a.groups.iter().map(|g| g.name.as_str()).collect();
             let how = match self.format {
                 Format::Ini => "add a [kube_control_plane] section listing them",
                 Format::Yaml => "add all: children: kube_control_plane: hosts: listing them",
             };
-            d = match (legacy, did_you_mean("kube_control_plane", names.iter().copied())) {
-                (Some(g), _) => d.help(format!(
-                    "`{}` is the old name of kube_control_plane (as kube-node and k8s-cluster are of kube_node and k8s_cluster): rename the groups",
-                    g.name
-                )),
-                (None, Some(m)) => d.help(format!("did you mean `{m}`? Kubespray runs the API server on the hosts of kube_control_plane; {how}")),
-                (None, None) => d.help(format!("Kubespray runs the API server on the hosts of kube_control_plane; {how}")),
+            let near = did_you_mean("kube_control_plane", names.iter().copied());
+            let mut d = Diagnostic::error("kprov::import::no_control_plane", "no kube_control_plane group");
+            d = match near {
+                Some(m) => d
+                    .label(self.a.find_group(m).and_then(|g| g.at).or(self.a.groups_at).or_else(first_line), "not kube_control_plane")
+                    .help(format!("did you mean `{m}`? Kubespray runs the API server on the hosts of kube_control_plane (or kube-master, its old name): rename the group, or {how}")),
+                None => d
+                    .label(self.a.groups_at.or_else(first_line), "the groups start here")
+                    .help(format!("Kubespray runs the API server on the hosts of kube_control_plane (or kube-master, its old name); {how}")),
             };
             self.errs.push(d);
             return None;

@@ -93,7 +93,12 @@ pub(super) fn parse_ini(text: &str, errs: &mut Vec<Diagnostic>) -> Ansible {
                         Some((k, v)) if !k.is_empty() => {
                             let key_len = t.raw.find('=').unwrap_or(0) + 1;
                             let at = Some(Place { offset: t.at.offset + key_len, len: t.at.len.saturating_sub(key_len).max(1) });
-                            vars.push(Var { name: k.to_string(), value: Node::scalar(v, at), from: Origin::Host(String::new()) });
+                            vars.push(Var {
+                                name: k.to_string(),
+                                value: Node::scalar(v, at),
+                                from: Origin::Host(String::new()),
+                                written_in: group.clone(),
+                            });
                         }
                         _ => errs.push(
                             Diagnostic::error("kprov::import::ini", format!("`{}` is not a variable", t.raw))
@@ -117,12 +122,7 @@ pub(super) fn parse_ini(text: &str, errs: &mut Vec<Diagnostic>) -> Ansible {
                     );
                     continue;
                 }
-                let at = here(indent, child.len());
-                let g = a.group(group, None);
-                if !g.children.iter().any(|(c, _)| c == child) {
-                    g.children.push((child.to_string(), at));
-                }
-                a.group(child, at);
+                a.add_child(group, child, here(indent, child.len()), errs);
             }
             Section::Vars(group) => {
                 let Some((k, v)) = trimmed.split_once('=') else {
@@ -137,7 +137,12 @@ pub(super) fn parse_ini(text: &str, errs: &mut Vec<Diagnostic>) -> Ansible {
                 let value = v.trim();
                 let at = here(value_start, value.len());
                 let g = a.group(group, None);
-                g.vars.push(Var { name: k.trim().to_string(), value: Node::scalar(unquote(value), at), from: Origin::Group(group.clone()) });
+                g.vars.push(Var {
+                    name: k.trim().to_string(),
+                    value: Node::scalar(unquote(value), at),
+                    from: Origin::Group(group.clone()),
+                    written_in: group.clone(),
+                });
             }
         }
     }

@@ -11,6 +11,13 @@
 //! dropped silently. The output is checked with kprov's own inventory parser before it is
 //! written; errors are diagnostics with the file, line and a hint, and exit 1.
 //!
+//! Real inventories are read as Ansible reads them: Kubespray's old group names (`kube-master`,
+//! `kube-node`, `k8s-cluster`, `calico-rr`) are the same groups as today's wherever they appear,
+//! mixed or not (and the output's header says so); a leading byte-order mark is dropped; a group
+//! that contains itself, directly or through its children, is an error naming the loop, worded
+//! as Ansible words it; a host variable kprov imports that one host is given twice with different
+//! values is a warning naming both places and the one Ansible keeps (the later).
+//!
 //! The stages are files: [`detect`] picks the form, `ini.rs` / `yaml.rs` read it into the model
 //! (`model.rs`, host patterns in `patterns.rs`), `convert.rs` maps it and `output.rs` writes the YAML.
 
@@ -100,8 +107,35 @@ pub struct Imported {
     pub yaml: String,
     pub hosts: usize,
     pub control_planes: usize,
+    /// Hosts with the worker role, control planes among them.
     pub workers: usize,
+    /// Hosts with both roles.
+    pub both: usize,
     pub not_imported: usize,
+    /// Worth saying, not wrong (a host given two addresses, …), with their places.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Imported {
+    /// "3 hosts: 3 control planes, 3 workers (all three both)": roles are counted, not
+    /// exclusive roles.
+    pub fn summary(&self) -> String {
+        let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+        let both = match self.both {
+            0 => String::new(),
+            b if b == self.hosts && b == 1 => " (both roles)".into(),
+            b if b == self.hosts && b == 2 => " (each both)".into(),
+            b if b == self.hosts => format!(" (all {} both)", number(b)),
+            b => format!(" ({} of them both)", number(b)),
+        };
+        format!("{}: {}, {}{both}", n(self.hosts, "host"), n(self.control_planes, "control plane"), n(self.workers, "worker"))
+    }
+}
+
+/// Small numbers in words, as a sentence says them.
+fn number(n: usize) -> String {
+    const WORDS: [&str; 11] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+    WORDS.get(n).map_or_else(|| n.to_string(), |w| w.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +146,9 @@ pub(crate) enum Format {
 
 /// Kubespray inventory text → kprov inventory YAML; `name` is shown in diagnostics.
 pub fn convert(text: &str, name: &str) -> Result<Imported, Vec<Diagnostic>> {
+    // Editors on Windows write a byte-order mark; neither form has a use for it, and left in it
+    // would be part of the first section header, host or key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let src = Arc::new(text.to_string());
     let finish = |diags: Vec<Diagnostic>| diags.into_iter().map(|d| d.in_file(name, &src)).collect::<Vec<_>>();
     let mut errs = vec![];
@@ -141,7 +178,10 @@ pub fn convert(text: &str, name: &str) -> Result<Imported, Vec<Diagnostic>> {
     }
     let mut conv = convert::Conv::new(&ansible, format, name);
     match conv.run() {
-        Some(imported) if conv.errs.is_empty() => Ok(imported),
+        Some(mut imported) if conv.errs.is_empty() => {
+            imported.warnings = finish(std::mem::take(&mut imported.warnings));
+            Ok(imported)
+        }
         _ => Err(finish(conv.errs)),
     }
 }

@@ -7,7 +7,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::yaml::yaml_options;
-use crate::inventory::{Place, place};
+use crate::inventory::{Diagnostic, Place, place};
 
 /// A value as written: a scalar's text, a mapping or a list, with its place in the file.
 #[derive(Debug, Clone)]
@@ -162,6 +162,9 @@ pub(super) struct Var {
     pub(super) name: String,
     pub(super) value: Node,
     pub(super) from: Origin,
+    /// The group whose section (INI) or key (YAML) holds it: for a host's variable, the group the
+    /// host line is in.
+    pub(super) written_in: String,
 }
 
 #[derive(Debug)]
@@ -195,10 +198,60 @@ pub(super) struct Ansible {
     pub(super) hosts: Vec<HostEntry>,
     /// Where the groups start: the place to point at when a group is missing.
     pub(super) groups_at: Option<Place>,
+    /// Old Kubespray group names read as today's (old → new), in the order first seen.
+    pub(super) renamed: Vec<(String, &'static str)>,
+    /// A host variable kprov imports, given to one host twice with different values: (host,
+    /// the earlier, the later). Ansible keeps the later.
+    pub(super) conflicts: Vec<(String, Var, Var)>,
+    /// The host limit was reported: one error, not one per host line after it.
+    pub(super) too_many_reported: bool,
 }
 
+/// Kubespray's group names before its renames of 2021 (kubespray#7256, #7552) and today's.
+/// `kube_master` is what Ansible's `force_valid_group_names` makes of `kube-master`.
+const OLD_GROUP_NAMES: &[(&str, &str)] = &[
+    ("kube-master", "kube_control_plane"),
+    ("kube_master", "kube_control_plane"),
+    ("kube-node", "kube_node"),
+    ("k8s-cluster", "k8s_cluster"),
+    ("calico-rr", "calico_rr"),
+];
+
+/// Host variables whose value kprov imports: a second, different value for one host is worth
+/// a warning (the others are listed as not imported anyway).
+const IMPORTED_HOST_VARS: &[&str] = &[
+    "ansible_host",
+    "ansible_ssh_host",
+    "ip",
+    "access_ip",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_become",
+];
+
 impl Ansible {
+    /// Today's name of a group: an old Kubespray name is recorded and mapped, so that every
+    /// spelling of a group is the same group wherever it appears.
+    pub(super) fn canonical(&mut self, name: &str) -> String {
+        match OLD_GROUP_NAMES.iter().find(|(old, _)| *old == name) {
+            Some((old, new)) => {
+                if !self.renamed.iter().any(|(o, _)| o == old) {
+                    self.renamed.push((old.to_string(), new));
+                }
+                new.to_string()
+            }
+            None => name.to_string(),
+        }
+    }
+
+    /// The group named `name` (any spelling), created when new.
     pub(super) fn group(&mut self, name: &str, at: Option<Place>) -> &mut Group {
+        let name = self.canonical(name);
+        let name = name.as_str();
         let i = match self.groups.iter().position(|g| g.name == name) {
             Some(i) => i,
             None => {
@@ -221,15 +274,88 @@ impl Ansible {
         self.hosts.iter().find(|h| h.name == name)
     }
 
-    /// `host` is named in `group`, with these variables.
+    /// `group` (any spelling) lists the group `child`, named at `at`. Ansible's rules: a group
+    /// cannot contain itself, and an edge that closes a loop is an error naming the loop; the
+    /// edge is then left out, so that the groups stay a tree for what follows.
+    pub(super) fn add_child(&mut self, group: &str, child: &str, at: Option<Place>, errs: &mut Vec<Diagnostic>) {
+        let parent = self.canonical(group);
+        let child = self.canonical(child);
+        self.group(&child, at);
+        if parent == child {
+            errs.push(
+                Diagnostic::error("kprov::import::group_cycle", format!("can't add group `{child}` to itself: it is listed among its own children"))
+                    .label(at, "the group itself")
+                    .help(format!("remove `{child}` from the children of `{parent}`")),
+            );
+            return;
+        }
+        if self.group(&parent, None).children.iter().any(|(c, _)| *c == child) {
+            return;
+        }
+        if let Some(path) = self.path(&child, &parent) {
+            let mut lp = path.clone();
+            lp.push(child.clone());
+            let first_edge = self.find_group(&path[0]).and_then(|g| g.children.iter().find(|(c, _)| *c == path[1]).and_then(|(_, p)| *p));
+            errs.push(
+                Diagnostic::error(
+                    "kprov::import::group_cycle",
+                    format!("Adding group `{child}` as child to `{parent}` creates a recursive dependency loop: {}", lp.join(" → ")),
+                )
+                .label(at, format!("`{child}` as a child of `{parent}` closes the loop"))
+                .label(first_edge, format!("`{}` already contains `{}`", path[0], path[1]))
+                .help("a group cannot contain itself, directly or through its children: remove one of these children entries"),
+            );
+            return;
+        }
+        self.group(&parent, None).children.push((child, at));
+    }
+
+    /// The groups from `from` down to `to` through children, both included, if `to` is `from`
+    /// or one of its descendants.
+    fn path(&self, from: &str, to: &str) -> Option<Vec<String>> {
+        let mut prev: HashMap<String, String> = HashMap::new();
+        let mut queue = VecDeque::from([from.to_string()]);
+        let mut seen = HashSet::from([from.to_string()]);
+        while let Some(g) = queue.pop_front() {
+            if g == to {
+                let mut path = vec![g.clone()];
+                let mut cur = g;
+                while let Some(p) = prev.get(&cur) {
+                    path.push(p.clone());
+                    cur = p.clone();
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for (c, _) in self.find_group(&g).into_iter().flat_map(|grp| grp.children.iter()) {
+                if seen.insert(c.clone()) {
+                    prev.insert(c.clone(), g.clone());
+                    queue.push_back(c.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// `host` is named in `group` (any spelling), with these variables.
     pub(super) fn mention(&mut self, group: &str, host: &str, at: Option<Place>, vars: Vec<Var>) {
+        let group = self.canonical(group);
+        let group = group.as_str();
         let g = self.group(group, None);
         if !g.hosts.iter().any(|(h, _)| h == host) {
             g.hosts.push((host.to_string(), at));
         }
         let in_all = group == "all" || group == "ungrouped";
-        match self.hosts.iter_mut().find(|h| h.name == host) {
-            Some(h) => {
+        match self.hosts.iter().position(|h| h.name == host) {
+            Some(i) => {
+                for v in vars.iter().filter(|v| IMPORTED_HOST_VARS.contains(&v.name.as_str())) {
+                    if let Some(earlier) = self.hosts[i].vars.iter().rev().find(|e| e.name == v.name)
+                        && earlier.value.canonical() != v.value.canonical()
+                    {
+                        self.conflicts.push((host.to_string(), earlier.clone(), v.clone()));
+                    }
+                }
+                let h = &mut self.hosts[i];
                 h.in_all |= in_all;
                 h.has_vars |= !vars.is_empty();
                 h.vars.extend(vars);

@@ -15,6 +15,13 @@ impl Conv<'_> {
         let file = self.file.replace(['\n', '\r'], " ");
         out.push_str(&format!("# kprov inventory imported from the Kubespray {form} inventory {file}\n"));
         out.push_str("# by `kprov import kubespray`. Check it with `kprov validate`; see docs/inventory.md.\n");
+        if !self.a.renamed.is_empty() {
+            let renamed: Vec<String> = self.a.renamed.iter().map(|(old, new)| format!("{old} as {new}")).collect();
+            let note = format!("Kubespray's old group names, read as today's: {} (Kubespray renamed them in 2021).", renamed.join(", "));
+            for line in wrap(&note, 96) {
+                out.push_str(&format!("# {line}\n"));
+            }
+        }
         let notes = self.notes.render();
         if notes.is_empty() {
             out.push_str("# not imported: nothing; every Kubespray setting found has a kprov equivalent.\n");

@@ -8,18 +8,31 @@ use crate::inventory::{Diagnostic, Place};
 pub(super) fn add_hosts(a: &mut Ansible, group: &str, pattern: &str, at: Option<Place>, vars: Vec<Var>, errs: &mut Vec<Diagnostic>) {
     match expand_pattern(pattern) {
         Ok((names, port)) => {
-            if a.hosts.len() + names.len() > MAX_HOSTS {
+            if a.too_many_reported {
+                return;
+            }
+            if a.hosts.len() + names.len() > MAX_HOSTS && a.hosts.len() + names.iter().filter(|n| a.host(n).is_none()).count() > MAX_HOSTS {
+                // Reported once: every host line after this one would say the same.
+                a.too_many_reported = true;
                 errs.push(
-                    Diagnostic::error("kprov::import::too_many", format!("more than {MAX_HOSTS} hosts"))
-                        .label(at, "too many hosts")
-                        .help("check the host ranges (node[1:9999])"),
+                    Diagnostic::error(
+                        "kprov::import::too_many",
+                        format!("more than {MAX_HOSTS} hosts; kprov imports at most {MAX_HOSTS} (the hosts from here on were not read)"),
+                    )
+                    .label(at, format!("host {} and later", MAX_HOSTS + 1))
+                    .help("an inventory of one cluster has fewer hosts: check the host ranges (node[1:9999]) and split the inventory"),
                 );
                 return;
             }
             for n in names {
                 let mut vs: Vec<Var> = vars.iter().cloned().map(|v| Var { from: Origin::Host(n.clone()), ..v }).collect();
                 if let Some(p) = port {
-                    vs.push(Var { name: "ansible_port".into(), value: Node::scalar(p.to_string(), at), from: Origin::Host(n.clone()) });
+                    vs.push(Var {
+                        name: "ansible_port".into(),
+                        value: Node::scalar(p.to_string(), at),
+                        from: Origin::Host(n.clone()),
+                        written_in: group.to_string(),
+                    });
                 }
                 a.mention(group, &n, at, vs);
             }

@@ -122,7 +122,7 @@ pub(super) fn yaml_group(a: &mut Ansible, group: &str, at: Option<Place>, node: 
                     };
                     let vars = match &hv.kind {
                         Kind::Null => vec![],
-                        Kind::Map(vs) => yaml_vars(vs, Origin::Host(String::new()), errs),
+                        Kind::Map(vs) => yaml_vars(vs, Origin::Host(String::new()), group, errs),
                         _ => {
                             errs.push(
                                 Diagnostic::error("kprov::import::yaml", format!("the variables of host `{host}` must be a mapping"))
@@ -145,16 +145,14 @@ pub(super) fn yaml_group(a: &mut Ansible, group: &str, at: Option<Place>, node: 
                         );
                         continue;
                     };
-                    let g = a.group(group, None);
-                    if !g.children.iter().any(|(c, _)| c == child) {
-                        g.children.push((child.to_string(), ck.at));
-                    }
+                    // As Ansible does: the child group is read first, then linked.
                     yaml_group(a, child, ck.at, &cv, errs);
+                    a.add_child(group, child, ck.at, errs);
                 }
             }
             Some("vars") => {
                 if let Some(vs) = mapping(v, "vars", errs) {
-                    let vars = yaml_vars(&vs, Origin::Group(group.to_string()), errs);
+                    let vars = yaml_vars(&vs, Origin::Group(group.to_string()), group, errs);
                     a.group(group, None).vars.extend(vars);
                 }
             }
@@ -171,11 +169,11 @@ pub(super) fn yaml_group(a: &mut Ansible, group: &str, at: Option<Place>, node: 
     }
 }
 
-pub(super) fn yaml_vars(entries: &[(Node, Node)], from: Origin, errs: &mut Vec<Diagnostic>) -> Vec<Var> {
+pub(super) fn yaml_vars(entries: &[(Node, Node)], from: Origin, group: &str, errs: &mut Vec<Diagnostic>) -> Vec<Var> {
     let mut vars = vec![];
     for (k, v) in entries {
         match k.text() {
-            Some(name) => vars.push(Var { name: name.to_string(), value: v.clone(), from: from.clone() }),
+            Some(name) => vars.push(Var { name: name.to_string(), value: v.clone(), from: from.clone(), written_in: group.to_string() }),
             None => errs.push(
                 Diagnostic::error("kprov::import::yaml", "a variable name must be text")
                     .label(k.at, "not a name")
