@@ -83,22 +83,34 @@ fn the_yaml_form_imports_to_a_valid_inventory() {
     assert!(inv.hosts[4].ssh.identity_files.iter().any(|p| p.ends_with(".ssh/kubespray_ed25519")), "the key is inherited");
 
     // Three control planes: the first one's address stands in for the load balancer, with a comment.
-    assert_eq!(inv.cluster.control_plane_endpoint.as_deref(), Some("95.54.0.12:6443"));
+    // (Its address inside the cluster, where the other nodes reach it.)
+    assert_eq!(inv.cluster.control_plane_endpoint.as_deref(), Some("10.3.0.1:6443"));
     assert!(text.contains("load balancer or VIP"), "{text}");
     assert_eq!(inv.cluster.cni, "flannel");
 
     // What has no equivalent is listed at the top, with where it was set.
+    // ip is the node's address inside the cluster: internal_address; access_ip, the same, is
+    // imported with it. pi-5 has none: its address serves both.
+    let internal: Vec<Option<&str>> = inv.hosts.iter().map(|h| h.internal_address.as_deref()).collect();
+    assert_eq!(internal, [Some("10.3.0.1"), Some("10.3.0.2"), Some("10.3.0.3"), Some("10.3.0.4"), Some("95.54.0.16")]);
+    assert!(text.contains("{ name: node1, address: 95.54.0.12, internal_address: 10.3.0.1, roles: [control-plane] }"), "{text}");
+    assert_eq!(inv.advertise_address(), "10.3.0.1");
     let top = header(&text);
     assert!(top.contains("# not imported:"), "{top}");
-    for item in [
-        "ip (node1, node2, node3, node4): kprov uses one address per host",
-        "access_ip (node1, node2, node3, node4)",
-        "helm_enabled (group k8s_cluster)",
-        "ansible_python_interpreter (group all)",
-    ] {
+    for item in ["helm_enabled (group k8s_cluster)", "ansible_python_interpreter (group all)"] {
         assert!(top.replace("\n#     ", " ").contains(item), "{item} missing from:\n{top}");
     }
-    for mapped in ["ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file", "ansible_become", "kube_network_plugin", "etcd"] {
+    for mapped in [
+        "ansible_host",
+        "ip",
+        "access_ip",
+        "ansible_user",
+        "ansible_port",
+        "ansible_ssh_private_key_file",
+        "ansible_become",
+        "kube_network_plugin",
+        "etcd",
+    ] {
         assert!(!top.contains(&format!("- {mapped} ")), "{mapped} was imported, yet listed:\n{top}");
     }
 }
@@ -124,7 +136,8 @@ fn the_ini_form_imports_to_a_valid_inventory() {
     assert_eq!((bastion.address.as_str(), bastion.user.as_deref()), ("203.0.113.10", Some("jump")));
     // One control plane: no endpoint is needed.
     assert_eq!(inv.cluster.control_plane_endpoint, None);
-    assert_eq!(inv.endpoint(), "95.54.0.12:6443");
+    // The default endpoint is the control plane's address inside the cluster (its ip).
+    assert_eq!(inv.endpoint(), "10.3.0.1:6443");
     // [k8s_cluster:vars] with kprov equivalents.
     assert_eq!(inv.cluster.kubernetes_patch_version.as_deref(), Some("v1.33.4"));
     assert_eq!(inv.cluster.pod_cidr.to_string(), "10.233.64.0/18");
@@ -132,10 +145,14 @@ fn the_ini_form_imports_to_a_valid_inventory() {
 
     let top = header(&text).replace("\n#     ", " ");
     assert!(top.contains("# not imported:"), "{top}");
-    for item in ["ip (node1): kprov uses one address per host", "etcd_member_name (node1): etcd runs stacked", "kube_proxy_mode (group k8s_cluster)"]
-    {
+    for item in ["etcd_member_name (node1): etcd runs stacked", "kube_proxy_mode (group k8s_cluster)"] {
         assert!(top.contains(item), "{item} missing from:\n{top}");
     }
+    // node1's ip is its address in the cluster; node4's is its ansible_host (nothing to add).
+    assert!(text.contains("{ name: node1, address: 95.54.0.12, internal_address: 10.3.0.1, roles: [control-plane] }"), "{text}");
+    assert_eq!(inv.hosts[0].internal_address.as_deref(), Some("10.3.0.1"));
+    assert!(text.contains("{ name: node4, address: 95.54.0.15, roles: [worker] }"), "{text}");
+    assert!(!top.contains("- ip "), "{top}");
     // node4's ip is its ansible_host: nothing is lost. node2's ip is a comment.
     assert!(!top.contains("node2") && !top.contains("node4"), "{top}");
 }
@@ -468,4 +485,53 @@ fn the_summary_counts_roles() {
     assert!(err.contains(": 2 hosts: 1 control plane, 2 workers (one of them both) imported from"), "{err}");
     let (_, _, err) = import_text("plain.ini", "[kube_control_plane]\nn1 ansible_host=10.0.0.1\n[kube_node]\nn2 ansible_host=10.0.0.2\n");
     assert!(err.contains(": 2 hosts: 1 control plane, 1 worker imported from"), "{err}");
+}
+
+#[test]
+fn ip_becomes_internal_address_and_access_ip_is_imported_only_when_the_same() {
+    // Public SSH addresses, a private cluster network (finding 7: ip was dropped, exit 0).
+    let text = "[all]\ncp1 ansible_host=203.0.113.11 ip=10.0.0.11\nw1 ansible_host=203.0.113.21 ip=10.0.0.21 access_ip=10.0.0.21\nw2 ansible_host=w2.example.net ip=10.0.0.22 access_ip=198.51.100.22\nw3 ansible_host=w3.example.net\n[kube_control_plane]\ncp1\n[kube_node]\nw1\nw2\nw3\n";
+    let (code, out, err) = import_text("net.ini", text);
+    assert_eq!(code, Some(0), "{err}");
+    let inv = parsed(&out);
+    let got: Vec<(&str, &str, Option<&str>)> =
+        inv.hosts.iter().map(|h| (h.name.as_str(), h.address.as_str(), h.internal_address.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            ("cp1", "203.0.113.11", Some("10.0.0.11")),
+            ("w1", "203.0.113.21", Some("10.0.0.21")),
+            ("w2", "w2.example.net", Some("10.0.0.22")),
+            ("w3", "w3.example.net", None),
+        ]
+    );
+    assert_eq!(inv.endpoint(), "10.0.0.11:6443");
+    // An access_ip that is not the node's own ip (NAT) has no kprov equivalent: listed.
+    let top = header(&out).replace("\n#     ", " ");
+    assert!(top.contains("access_ip (w2): Kubespray's address for other hosts to reach this node by"), "{top}");
+    assert!(!top.contains("access_ip (w1") && !top.contains("- ip "), "{top}");
+
+    let bad: &[(&str, &str, &str, &str)] = &[
+        (
+            "dns.ini",
+            "[kube_control_plane]\ncp1 ansible_host=cp1.example.net\n",
+            "control plane `cp1` is reached by the name `cp1.example.net` and has no ip",
+            "dns.ini:2:18",
+        ),
+        ("badip.ini", "[kube_control_plane]\ncp1 ansible_host=10.0.0.1 ip=10.0.0.300\n", "ip `10.0.0.300` is not an IP address", "badip.ini:2:30"),
+        (
+            "dupip.ini",
+            "[kube_control_plane]\ncp1 ansible_host=203.0.113.1 ip=10.0.0.1\n[kube_node]\nw1 ansible_host=203.0.113.2 ip=10.0.0.1\n",
+            "cluster address `10.0.0.1` is used by two hosts",
+            "dupip.ini:4:32",
+        ),
+    ];
+    for (name, text, want, at) in bad {
+        let (code, out, err) = import_text(name, text);
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert!(out.is_empty(), "{name}");
+        assert!(flat(&err).contains(want), "{name}: {want:?} in\n{err}");
+        assert!(err.contains(at), "{name}: {at} in\n{err}");
+        assert!(!err.contains("This is a bug"), "{name}: the importer's own error, not the output check:\n{err}");
+    }
 }

@@ -2,6 +2,7 @@
 //! the bastion, cluster settings, and the notes on everything that has no equivalent.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 
 use super::model::{Ansible, Group, Kind, Node, Origin, Var};
 use super::output::{kprov_verdict, yaml_str};
@@ -47,7 +48,9 @@ impl Notes {
 /// Why a variable has no kprov equivalent, when there is more to say than its name.
 pub(super) fn reason(var: &str) -> Option<&'static str> {
     Some(match var {
-        "ip" | "access_ip" => "kprov uses one address per host (its ansible_host), for SSH and for the node",
+        "access_ip" => {
+            "Kubespray's address for other hosts to reach this node by, when it differs from the one the node binds to (ip), as behind NAT; kprov's internal_address is both, so only an access_ip equal to it is imported"
+        }
         "etcd_member_name" => "etcd runs stacked on the control planes, its members named after the nodes",
         "ansible_password" | "ansible_ssh_pass" | "ansible_ssh_password" => "passwords are never copied; kprov logs in with keys or an ssh-agent",
         "ansible_become_password" | "ansible_become_pass" | "ansible_sudo_pass" => {
@@ -67,6 +70,8 @@ pub(super) fn reason(var: &str) -> Option<&'static str> {
 pub(super) struct OutHost {
     pub(super) name: String,
     pub(super) address: String,
+    /// Kubespray's `ip` when it differs from the SSH address.
+    pub(super) internal_address: Option<String>,
     pub(super) control_plane: bool,
     pub(super) worker: bool,
     /// user, port, private_key, become: as YAML scalars.
@@ -128,6 +133,7 @@ impl<'a> Conv<'a> {
         let mut hosts = vec![];
         let mut names: HashMap<String, &str> = HashMap::new();
         let mut addresses: HashMap<String, Option<Place>> = HashMap::new();
+        let mut cluster_ips: HashMap<String, (Option<Place>, bool)> = HashMap::new();
         for (h, vars) in order.iter().zip(&effective) {
             let Some(out) = self.host(h, vars, cps.contains(h), workers.contains(h)) else { continue };
             let at = self.a.host(h).and_then(|e| e.at);
@@ -149,6 +155,20 @@ impl<'a> Conv<'a> {
                         .label(addr_at, "second use")
                         .label(first, "first use")
                         .help("each host needs its own address (ansible_host); two entries for one machine would configure it twice"),
+                );
+            }
+            let cluster_ip = out.internal_address.clone().or_else(|| out.address.parse::<IpAddr>().is_ok().then(|| out.address.clone()));
+            let explicit = out.internal_address.is_some();
+            let ip_at = vars.get("ip").and_then(|v| v.value.at).filter(|_| explicit).or(addr_at);
+            if let Some(ip) = cluster_ip
+                && let Some((first, first_explicit)) = cluster_ips.insert(ip.clone(), (ip_at, explicit))
+                && (explicit || first_explicit)
+            {
+                self.errs.push(
+                    Diagnostic::error("kprov::import::duplicate_ip", format!("cluster address `{ip}` is used by two hosts"))
+                        .label(ip_at, "second use")
+                        .label(first, "first use")
+                        .help("each node needs its own IP inside the cluster (ip, else ansible_host)"),
                 );
             }
             hosts.push(out);
@@ -310,6 +330,38 @@ impl<'a> Conv<'a> {
         if let Some((message, help)) = kprov_verdict(None, &address) {
             self.errs.push(Diagnostic::error("kprov::import::address", message).label(addr_at, format!("the address of {h}")).help(help));
         }
+        // Kubespray's ip is the node's address inside the cluster (kubelet's node IP, the API
+        // server's advertise address, etcd's): kprov's internal_address.
+        let mut internal_address = None;
+        let mut ip_ok = true;
+        if let Some((ip, v)) = self.scalar(vars, &["ip"]) {
+            let ip = ip.trim();
+            match ip.parse::<IpAddr>() {
+                Ok(_) if ip != address => internal_address = Some(ip.to_string()),
+                Ok(_) => {}
+                Err(_) => {
+                    ip_ok = false;
+                    self.errs.push(
+                        Diagnostic::error("kprov::import::ip", format!("ip `{ip}` is not an IP address"))
+                            .label(v.value.at, format!("the ip of {h}"))
+                            .help("Kubespray's ip is the node's IP inside the cluster (imported as internal_address), e.g. ip=10.3.0.1"),
+                    );
+                }
+            }
+        }
+        if control_plane && ip_ok && internal_address.is_none() && address.parse::<IpAddr>().is_err() {
+            let example = match self.format {
+                Format::Ini => format!("{h} ansible_host={address} ip=10.3.0.1"),
+                Format::Yaml => format!("{h}: {{ ansible_host: {address}, ip: 10.3.0.1 }}"),
+            };
+            self.errs.push(
+                Diagnostic::error("kprov::import::no_ip", format!("control plane `{h}` is reached by the name `{address}` and has no ip"))
+                    .label(addr_at, "a name, not an IP")
+                    .help(format!(
+                        "kprov needs a control plane's IP inside the cluster (the API server and etcd advertise it; Kubespray would have used the host's default-route address): add it as ip, e.g. {example}"
+                    )),
+            );
+        }
         let user = self.scalar(vars, &["ansible_user", "ansible_ssh_user"]).map(|(s, _)| yaml_str(s));
         let port = match self.scalar(vars, &["ansible_port", "ansible_ssh_port"]) {
             Some((s, v)) => match s.trim().parse::<u16>() {
@@ -340,7 +392,7 @@ impl<'a> Conv<'a> {
             },
             None => None,
         };
-        Some(OutHost { name, address, control_plane, worker, ssh: [user, port, key, become_] })
+        Some(OutHost { name, address, internal_address, control_plane, worker, ssh: [user, port, key, become_] })
     }
 
     /// The variables of the imported hosts (and of groups none of them is in) that kprov has no
@@ -351,7 +403,8 @@ impl<'a> Conv<'a> {
                 let consumed = SSH_VARS.contains(&name.as_str())
                     || CLUSTER_VARS.contains(&name.as_str())
                     || (name == "ansible_connection" && var.value.text().is_some_and(|c| matches!(c, "ssh" | "smart" | "paramiko")))
-                    || ((name == "ip" || name == "access_ip") && var.value.text() == Some(out.address.as_str()));
+                    || name == "ip"
+                    || (name == "access_ip" && var.value.text().map(str::trim) == Some(out.internal_address.as_deref().unwrap_or(&out.address)));
                 if !consumed {
                     let origin = match &var.from {
                         Origin::Host(_) => h.clone(),
@@ -525,8 +578,11 @@ impl<'a> Conv<'a> {
             && let Some(first) = cps.first()
         {
             lines.push(format!("# {} control planes need one stable API address in front of them: replace this (the first", cps.len()));
-            lines.push("# control plane's address) with your load balancer or VIP, e.g. k8s-api.example.lan:6443.".into());
-            lines.push(format!("control_plane_endpoint: {}", yaml_str(&with_port(&first.address, "6443"))));
+            lines.push("# control plane's cluster address) with your load balancer or VIP, e.g. k8s-api.example.lan:6443.".into());
+            lines.push(format!(
+                "control_plane_endpoint: {}",
+                yaml_str(&with_port(first.internal_address.as_deref().unwrap_or(&first.address), "6443"))
+            ));
         }
         lines
     }
@@ -647,6 +703,7 @@ mod tests {
         let host = |user: Option<&str>| OutHost {
             name: "n".into(),
             address: "a".into(),
+            internal_address: None,
             control_plane: false,
             worker: true,
             ssh: [user.map(String::from), None, None, None],

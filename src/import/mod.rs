@@ -3,8 +3,8 @@
 //!
 //! Both forms are read into one model of the Ansible inventory (groups with hosts, children and
 //! vars; hosts with vars; every name and value with its place in the file), which is then mapped:
-//! `kube_control_plane` → `control-plane`, `kube_node` → `worker`, `ansible_host`/`ip` →
-//! `address`, `ansible_user`/`ansible_port`/`ansible_ssh_private_key_file`/`ansible_become` →
+//! `kube_control_plane` → `control-plane`, `kube_node` → `worker`, `ansible_host` → `address`,
+//! `ip` → `internal_address` (the node's address inside the cluster) when it differs, `ansible_user`/`ansible_port`/`ansible_ssh_private_key_file`/`ansible_become` →
 //! `ssh` (defaults when every host agrees, per-host overrides otherwise), the `bastion` group →
 //! `ssh.bastion`, and the few cluster variables kprov has an equivalent for → `cluster`.
 //! Everything else is listed in a "not imported" comment at the top of the output, never

@@ -59,7 +59,11 @@ impl Conv<'_> {
                 (true, false) => "[control-plane]",
                 _ => "[worker]",
             };
-            let mut fields = vec![format!("name: {}", h.name), format!("address: {}", yaml_str(&h.address)), format!("roles: {roles}")];
+            let mut fields = vec![format!("name: {}", h.name), format!("address: {}", yaml_str(&h.address))];
+            if let Some(ip) = &h.internal_address {
+                fields.push(format!("internal_address: {}", yaml_str(ip)));
+            }
+            fields.push(format!("roles: {roles}"));
             let overrides: Vec<String> = SSH_KEYS.iter().zip(&h.ssh).filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}"))).collect();
             if !overrides.is_empty() {
                 fields.push(format!("ssh: {{ {} }}", overrides.join(", ")));
@@ -73,11 +77,12 @@ impl Conv<'_> {
 /// kprov's own verdict on a cluster setting (`key: value`) or a host address: None when its
 /// inventory parser accepts them, else its message and hint.
 pub(super) fn kprov_verdict(cluster_line: Option<&str>, address: &str) -> Option<(String, String)> {
+    // The trial host has an internal_address: only the address (or the cluster line) is on trial.
     let mut text = String::from("cluster:\n  name: trial\n");
     if let Some(l) = cluster_line {
         text.push_str(&format!("  {l}\n"));
     }
-    text.push_str(&format!("hosts:\n  - {{ name: trial, address: {}, roles: [control-plane] }}\n", yaml_str(address)));
+    text.push_str(&format!("hosts:\n  - {{ name: trial, address: {}, internal_address: 10.0.0.1, roles: [control-plane] }}\n", yaml_str(address)));
     let loaded = inventory::parse(&text, "trial");
     let d = loaded.errors().next()?;
     Some((d.message.clone(), d.help.clone().unwrap_or_default()))
