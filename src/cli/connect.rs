@@ -39,6 +39,7 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
         .map(|h| HostValues {
             name: h.name.clone(),
             address: h.address.clone(),
+            internal_address: h.internal_address.clone().unwrap_or_default(),
             roles: h
                 .roles
                 .iter()
