@@ -172,8 +172,8 @@ fn internal_address_defaults_and_diagnostics() {
     let bad = "cluster:\n  control_plane_endpoint: api.lan:6443\nhosts:\n  - { name: cp-1, address: cp-1.example.net, roles: [control-plane] }\n  - { name: cp-2, address: 203.0.113.12, internal_address: cp-2.lan, roles: [control-plane] }\n  - { name: cp-3, address: 203.0.113.13, internal_address: 10.10.0.13, roles: [control-plane] }\n  - { name: w-1, address: 203.0.113.21, internal_address: 10.10.0.13, roles: [worker] }\n";
     let loaded = inventory::parse(bad, "bad.yaml");
     assert!(loaded.inventory.is_none());
-    let found: Vec<(&str, Option<(usize, usize)>, &str)> =
-        loaded.errors().map(|d| (d.code, d.line_column(), d.help.as_deref().unwrap_or(""))).collect();
+    type Found<'a> = (&'a str, Option<(usize, usize)>, &'a str);
+    let found: Vec<Found> = loaded.errors().map(|d| (d.code, d.line_column(), d.help.as_deref().unwrap_or(""))).collect();
     let find = |code: &str| found.iter().find(|(c, ..)| *c == code).unwrap_or_else(|| panic!("{code} in {found:?}"));
     let (_, at, help) = find("kprov::inventory::internal_address_required");
     assert_eq!(*at, Some((4, 28)), "at cp-1's address");
