@@ -41,6 +41,8 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
             address: h.address.clone(),
             roles: h.roles.iter().map(|r| match r { Role::ControlPlane => "control-plane".to_string(), Role::Worker => "worker".to_string() }).collect(),
             labels: h.labels.clone(),
+            taints: h.taints.iter().map(|t| context::TaintValues { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone() }).collect(),
+            advertise_address: h.advertise_address.clone(),
             watchdog: h.raspberry_pi.watchdog,
             ssh_user: h.ssh.user.clone(),
         })
