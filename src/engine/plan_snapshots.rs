@@ -175,15 +175,11 @@ fn preflight_failures_name_every_problem_and_block_the_host() {
 fn kubeadm_files(planned: &crate::plan::Planned) -> String {
     let mut out = String::new();
     for st in &planned.plan.steps {
-        if st.resource == "kubeadm-config" || st.resource == "kubeadm-join-config" {
-            if let crate::plan::Outcome::Change(c) = &st.outcome {
-                let content = c
-                    .content
-                    .as_ref()
-                    .map(|x| x.new.clone())
-                    .unwrap_or_default();
-                out.push_str(&format!("--- {} {}\n{content}", st.host, st.resource));
-            }
+        if (st.resource == "kubeadm-config" || st.resource == "kubeadm-join-config")
+            && let crate::plan::Outcome::Change(c) = &st.outcome
+        {
+            let content = c.content.as_ref().map(|x| x.new.clone()).unwrap_or_default();
+            out.push_str(&format!("--- {} {}\n{content}", st.host, st.resource));
         }
     }
     out

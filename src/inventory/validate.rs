@@ -698,12 +698,12 @@ pub fn qualified_name_problem(key: &str) -> Option<String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if p.is_empty() || !is_dns_subdomain(p) {
-            return Some(format!(
-                "the prefix `{p}` is not a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
-            ));
-        }
+    if let Some(p) = prefix
+        && (p.is_empty() || !is_dns_subdomain(p))
+    {
+        return Some(format!(
+            "the prefix `{p}` is not a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
+        ));
     }
     if name.is_empty() {
         return Some("the name after the prefix is empty".into());
@@ -764,15 +764,15 @@ impl Validator {
             }
             ok &= self.control_plane_address(h);
         }
-        if let Some(adv) = &f.cluster.advertise_address {
-            if adv.value.parse::<IpAddr>().is_err() {
-                ok = false;
-                self.push(
-                    Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` is not an IP address", adv.value))
-                        .label(at(adv), "a DNS name")
-                        .help("kubeadm's API server advertises an IP address (its ValidateAPIEndpoint refuses names); write the control plane's IP here. A DNS name belongs in control_plane_endpoint"),
-                );
-            }
+        if let Some(adv) = &f.cluster.advertise_address
+            && adv.value.parse::<IpAddr>().is_err()
+        {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` is not an IP address", adv.value))
+                    .label(at(adv), "a DNS name")
+                    .help("kubeadm's API server advertises an IP address (its ValidateAPIEndpoint refuses names); write the control plane's IP here. A DNS name belongs in control_plane_endpoint"),
+            );
         }
         ok
     }
@@ -826,15 +826,15 @@ impl Validator {
                     .help("taint keys are `[prefix/]name`, like label keys: e.g. `dedicated` or `example.com/gpu`"),
             );
         }
-        if let Some(v) = &t.value {
-            if let Some(problem) = label_value_problem(&v.value) {
-                ok = false;
-                self.push(
-                    Diagnostic::error("kprov::inventory::taint_value", format!("taint value `{}` is not valid: {problem}", v.value))
-                        .label(at(v), "invalid taint value")
-                        .help("taint values follow the label value rules: at most 63 letters, digits, '-', '_' and '.'"),
-                );
-            }
+        if let Some(v) = &t.value
+            && let Some(problem) = label_value_problem(&v.value)
+        {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::taint_value", format!("taint value `{}` is not valid: {problem}", v.value))
+                    .label(at(v), "invalid taint value")
+                    .help("taint values follow the label value rules: at most 63 letters, digits, '-', '_' and '.'"),
+            );
         }
         if !TAINT_EFFECTS.contains(&t.effect.value.as_str()) {
             ok = false;
