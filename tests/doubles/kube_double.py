@@ -23,6 +23,8 @@ CNI_DAEMONSETS = {"calico-node", "kube-flannel-ds", "cilium", "weave-net", "cana
 
 
 def die(msg, code=1):
+    # What was printed comes first, as on a terminal (stdout to a pipe is block-buffered).
+    sys.stdout.flush()
     sys.stderr.write(msg.rstrip("\n") + "\n")
     sys.exit(code)
 
