@@ -108,7 +108,25 @@ fn ha_three_control_planes_and_a_worker() {
         assert_eq!(code(&o), 2, "{}", text(&o));
         outputs.push(text(&o));
     }
-    let apply = k.run(&["apply", p(&inv), "-vv"]);
+    // The control-plane join of h2 pauses inside kubeadm (kubelet-start) while the test reads
+    // every process's command line on every node: no token and no certificate key in argv.
+    set.sh(1, "mkdir -p /etc/kprov-double && echo join/kubelet-start > /etc/kprov-double/pause-phase");
+    let (child, rx) = k.spawn(&["apply", p(&inv), "-vv"]);
+    wait_paused(&set, 1, "join/kubelet-start");
+    let api: serde_json::Value = serde_json::from_str(&set.sh(0, "cat /var/lib/kube-double/api.json")).unwrap();
+    let mut in_flight: Vec<String> = api["tokens"].as_object().unwrap().keys().cloned().collect();
+    in_flight.push(api["certificate_key"].as_str().unwrap_or_default().to_string());
+    assert!(in_flight.iter().all(|s| s.len() >= 16), "{api}");
+    let cmdlines = all_cmdlines(&set, 4);
+    assert!(cmdlines[1].contains("kubeadm join --config"), "the scan sees the paused join: {}", cmdlines[1]);
+    for (node, lines) in cmdlines.iter().enumerate() {
+        for s in &in_flight {
+            assert!(!lines.contains(s.as_str()), "node {node}: a join secret ({}...) is in a process's argv:\n{lines}", &s[..6]);
+        }
+    }
+    set.sh(1, "touch /etc/kprov-double/continue");
+    let (apply, _) = support::cli::finish(child, rx, vec![], std::time::Duration::from_secs(900));
+    set.sh(1, "rm -f /etc/kprov-double/pause-phase /etc/kprov-double/paused /etc/kprov-double/continue");
     assert_eq!(code(&apply), 0, "{}", text(&apply));
     outputs.push(text(&apply));
     for args in [vec!["apply", p(&inv), "--json", "-vv"], vec!["plan", p(&inv), "-vv"]] {
