@@ -27,9 +27,7 @@ pub struct FieldTable {
 
 pub fn table() -> &'static FieldTable {
     static TABLE: OnceLock<FieldTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        serde_json::from_str(TABLE_JSON).expect("src/kube_fields.json is generated JSON")
-    })
+    TABLE.get_or_init(|| serde_json::from_str(TABLE_JSON).expect("src/kube_fields.json is generated JSON"))
 }
 
 impl FieldTable {
@@ -51,10 +49,7 @@ impl FieldTable {
             return;
         };
         let Json::Object(map) = value else {
-            out.push(format!(
-                "{}: expected a mapping",
-                prefix.trim_end_matches('.')
-            ));
+            out.push(format!("{}: expected a mapping", prefix.trim_end_matches('.')));
             return;
         };
         // A struct embedding a type from outside these files takes that type's fields too.
@@ -84,9 +79,7 @@ impl FieldTable {
             return;
         }
         match t {
-            "scalar" if v.is_object() || v.is_array() => {
-                out.push(format!("{path}: expected a scalar"))
-            }
+            "scalar" if v.is_object() || v.is_array() => out.push(format!("{path}: expected a scalar")),
             "scalar" => {}
             "map" if !v.is_object() => out.push(format!("{path}: expected a mapping")),
             "map" => {}
@@ -103,9 +96,7 @@ mod tests {
     #[test]
     fn the_table_knows_the_kinds_kprov_writes_and_their_nested_fields() {
         let t = table();
-        let init = t
-            .kind("kubeadm.k8s.io/v1beta4", "InitConfiguration")
-            .unwrap();
+        let init = t.kind("kubeadm.k8s.io/v1beta4", "InitConfiguration").unwrap();
         let doc = json!({
             "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration",
             "localAPIEndpoint": { "advertiseAddress": "10.0.0.1", "bindPort": 6443 },
@@ -113,36 +104,17 @@ mod tests {
                                   "taints": [{ "key": "k", "effect": "NoSchedule" }] }
         });
         assert_eq!(t.problems(init, &doc), Vec::<String>::new());
-        let join = t
-            .kind("kubeadm.k8s.io/v1beta4", "JoinConfiguration")
-            .unwrap();
+        let join = t.kind("kubeadm.k8s.io/v1beta4", "JoinConfiguration").unwrap();
         let bad = json!({ "discovery": { "bootstrapToken": { "token": "x", "caCertHash": ["sha256:1"] } },
                           "nodeRegistration": { "labels": { "a": "b" } }, "controlPlane": { "localAPIEndpoint": "x" } });
         let problems = t.problems(join, &bad);
-        assert!(
-            problems.contains(&"unknown field \"discovery.bootstrapToken.caCertHash\"".to_string()),
-            "{problems:?}"
-        );
-        assert!(
-            problems.contains(&"unknown field \"nodeRegistration.labels\"".to_string()),
-            "{problems:?}"
-        );
-        assert!(
-            problems.contains(&"controlPlane.localAPIEndpoint: expected a mapping".to_string()),
-            "{problems:?}"
-        );
+        assert!(problems.contains(&"unknown field \"discovery.bootstrapToken.caCertHash\"".to_string()), "{problems:?}");
+        assert!(problems.contains(&"unknown field \"nodeRegistration.labels\"".to_string()), "{problems:?}");
+        assert!(problems.contains(&"controlPlane.localAPIEndpoint: expected a mapping".to_string()), "{problems:?}");
         // Inline embeddings: APIServer has ControlPlaneComponent's extraArgs; TypeMeta's kind.
-        let cluster = t
-            .kind("kubeadm.k8s.io/v1beta4", "ClusterConfiguration")
-            .unwrap();
+        let cluster = t.kind("kubeadm.k8s.io/v1beta4", "ClusterConfiguration").unwrap();
         assert!(t.problems(cluster, &json!({ "kind": "ClusterConfiguration", "apiServer": { "extraArgs": [], "certSANs": [] } })).is_empty());
-        assert!(
-            t.kind("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration")
-                .is_some()
-        );
-        assert!(
-            t.kind("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration")
-                .is_some()
-        );
+        assert!(t.kind("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration").is_some());
+        assert!(t.kind("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration").is_some());
     }
 }

@@ -127,11 +127,8 @@ pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
 
 fn plan_of(engine: &Engine, facts: Vec<HostFacts>) -> crate::plan::Planned {
     let n = facts.len();
-    let gathered = super::Gathered {
-        remotes: vec![None; n],
-        statuses: vec![crate::plan::HostStatus::Ready; n],
-        facts: facts.into_iter().map(Ok).collect(),
-    };
+    let gathered =
+        super::Gathered { remotes: vec![None; n], statuses: vec![crate::plan::HostStatus::Ready; n], facts: facts.into_iter().map(Ok).collect() };
     engine.plan(&gathered)
 }
 
@@ -189,50 +186,21 @@ fn kubeadm_files(planned: &crate::plan::Planned) -> String {
 fn labels_taints_and_advertise_addresses_reach_every_nodes_kubeadm_configuration() {
     // Issue 14: labels only reached the first control plane's InitConfiguration, and values
     // were pasted inside quotes (a quote in the cluster name broke the document).
-    let host = |name: &str,
-                roles: &str,
-                labels: &[(&str, &str)],
-                taints: Vec<context::TaintValues>,
-                adv: Option<&str>| HostValues {
+    let host = |name: &str, roles: &str, labels: &[(&str, &str)], taints: Vec<context::TaintValues>, adv: Option<&str>| HostValues {
         name: name.into(),
         address: format!("{name}.lan"),
         roles: vec![roles.into()],
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         taints,
         advertise_address: adv.map(str::to_string),
         watchdog: false,
         ssh_user: "root".into(),
     };
-    let taint = |k: &str, v: Option<&str>, e: &str| context::TaintValues {
-        key: k.into(),
-        value: v.map(str::to_string),
-        effect: e.into(),
-    };
+    let taint = |k: &str, v: Option<&str>, e: &str| context::TaintValues { key: k.into(), value: v.map(str::to_string), effect: e.into() };
     let hosts = vec![
-        host(
-            "cp-1",
-            "control-plane",
-            &[("example.com/rack", "r1")],
-            vec![],
-            Some("10.0.1.11"),
-        ),
-        host(
-            "cp-2",
-            "control-plane",
-            &[],
-            vec![taint("dedicated", Some("etcd"), "NoExecute")],
-            Some("10.0.1.12"),
-        ),
-        host(
-            "w-1",
-            "worker",
-            &[("disk", "ssd"), ("node.kubernetes.io/pool", "blue")],
-            vec![taint("example.com/gpu", None, "NoSchedule")],
-            None,
-        ),
+        host("cp-1", "control-plane", &[("example.com/rack", "r1")], vec![], Some("10.0.1.11")),
+        host("cp-2", "control-plane", &[], vec![taint("dedicated", Some("etcd"), "NoExecute")], Some("10.0.1.12")),
+        host("w-1", "worker", &[("disk", "ssd"), ("node.kubernetes.io/pool", "blue")], vec![taint("example.com/gpu", None, "NoSchedule")], None),
     ];
     let cluster = ClusterValues {
         name: "lab \"one\": two".into(),
@@ -254,44 +222,20 @@ fn labels_taints_and_advertise_addresses_reach_every_nodes_kubeadm_configuration
     let contexts = context::build(&cluster, &hosts, &mirrors, None);
     let infos = hosts
         .iter()
-        .map(|h| HostInfo {
-            name: h.name.clone(),
-            control_plane: h.roles[0] == "control-plane",
-            worker: h.roles[0] == "worker",
-        })
+        .map(|h| HostInfo { name: h.name.clone(), control_plane: h.roles[0] == "control-plane", worker: h.roles[0] == "worker" })
         .collect();
     let roles = RoleSet::load(None).unwrap();
-    let engine = Engine::new(
-        infos,
-        hosts.iter().map(|h| h.address.clone()).collect(),
-        contexts,
-        &roles,
-        &Selection::default(),
-    )
-    .unwrap();
+    let engine = Engine::new(infos, hosts.iter().map(|h| h.address.clone()).collect(), contexts, &roles, &Selection::default()).unwrap();
     let facts = hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| {
-            blank_facts(
-                &engine.fact_scripts[i],
-                &os("amd64", "debian", "bookworm", "12", &h.name, false),
-                false,
-            )
-        })
+        .map(|(i, h)| blank_facts(&engine.fact_scripts[i], &os("amd64", "debian", "bookworm", "12", &h.name, false), false))
         .collect();
     let planned = plan_of(&engine, facts);
     let files = kubeadm_files(&planned);
     insta::assert_snapshot!("ha_kubeadm_configuration_files", files);
-    assert!(
-        files.contains("--- w-1 kubeadm-join-config")
-            && files.contains("value: \"disk=ssd,node.kubernetes.io/pool=blue\""),
-        "{files}"
-    );
-    assert!(
-        files.contains("clusterName: \"lab \\\"one\\\": two\""),
-        "{files}"
-    );
+    assert!(files.contains("--- w-1 kubeadm-join-config") && files.contains("value: \"disk=ssd,node.kubernetes.io/pool=blue\""), "{files}");
+    assert!(files.contains("clusterName: \"lab \\\"one\\\": two\""), "{files}");
     // The join step's script holds no secret and passes the file, not flags, to kubeadm.
     let text = crate::plan::render_text(&planned.plan, false);
     assert!(text.contains("kubeadm join --config"), "{text}");

@@ -110,10 +110,7 @@ impl Inventory {
 
     /// The API endpoint every node uses: the configured one, else the first control plane.
     pub fn endpoint(&self) -> String {
-        self.cluster
-            .control_plane_endpoint
-            .clone()
-            .unwrap_or_else(|| format!("{}:6443", self.advertise_address()))
+        self.cluster.control_plane_endpoint.clone().unwrap_or_else(|| format!("{}:6443", self.advertise_address()))
     }
 
     pub fn advertise_address(&self) -> String {
@@ -154,12 +151,13 @@ fn at<T>(s: &Spanned<T>) -> Option<Place> {
 
 pub(crate) fn parse_and_validate(source: &str, name: &str) -> Loaded {
     let src = Arc::new(source.to_string());
-    let finish = |diagnostics: Vec<Diagnostic>, inventory| Loaded {
-        inventory,
-        diagnostics: diagnostics.into_iter().map(|d| d.in_file(name, &src)).collect(),
-    };
+    let finish =
+        |diagnostics: Vec<Diagnostic>, inventory| Loaded { inventory, diagnostics: diagnostics.into_iter().map(|d| d.in_file(name, &src)).collect() };
     if source.len() > MAX_SIZE {
-        return finish(vec![Diagnostic::error("kprov::inventory::too_large", format!("the inventory is {} bytes; the limit is {MAX_SIZE}", source.len()))], None);
+        return finish(
+            vec![Diagnostic::error("kprov::inventory::too_large", format!("the inventory is {} bytes; the limit is {MAX_SIZE}", source.len()))],
+            None,
+        );
     }
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_DEPTH;
@@ -193,7 +191,8 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
             }
         }
         E::SerdeUnknownVariant { variant, expected, .. } => {
-            let d = Diagnostic::error("kprov::inventory::unknown_value", format!("unknown value `{variant}`")).label(at, "not one of the allowed values");
+            let d =
+                Diagnostic::error("kprov::inventory::unknown_value", format!("unknown value `{variant}`")).label(at, "not one of the allowed values");
             match did_you_mean(variant, expected.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`? Allowed: {}", expected.join(", "))),
                 None => d.help(format!("allowed: {}", expected.join(", "))),
@@ -232,11 +231,9 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
         E::Budget { .. } => Diagnostic::error("kprov::inventory::limits", strip_location(&inner.to_string()))
             .label(at, "here")
             .help(format!("inventories may nest at most {MAX_DEPTH} levels and hold one document")),
-        _ => {
-            Diagnostic::error("kprov::inventory::yaml", format!("YAML syntax error: {}", strip_location(&inner.to_string())))
-                .label(at, "here")
-                .help("check the indentation and quoting around this place")
-        }
+        _ => Diagnostic::error("kprov::inventory::yaml", format!("YAML syntax error: {}", strip_location(&inner.to_string())))
+            .label(at, "here")
+            .help("check the indentation and quoting around this place"),
     }
 }
 
@@ -406,7 +403,8 @@ impl Validator {
         let valid = a.parse::<IpAddr>().is_ok()
             || (!a.is_empty()
                 && a.len() <= 253
-                && a.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')));
+                && a.split('.')
+                    .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')));
         if !valid {
             self.push(
                 Diagnostic::error("kprov::inventory::address", format!("`{a}` is not an IP address or DNS name"))
@@ -566,9 +564,12 @@ impl Validator {
                     ok = false;
                     let known: Vec<&str> = cps.iter().map(|h| h.address.as_str()).collect();
                     self.push(
-                        Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` is not the address of a control-plane host", adv.value))
-                            .label(at(adv), "no control plane has this address")
-                            .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
+                        Diagnostic::error(
+                            "kprov::inventory::advertise_address",
+                            format!("advertise_address `{}` is not the address of a control-plane host", adv.value),
+                        )
+                        .label(at(adv), "no control plane has this address")
+                        .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
                     );
                 }
             }
@@ -585,7 +586,11 @@ impl Validator {
             cni,
             cni_manifest: c.cni_manifest.clone(),
             control_plane_endpoint: c.control_plane_endpoint.as_ref().map(|e| {
-                if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) { e.value.clone() } else { format!("{}:6443", e.value) }
+                if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) {
+                    e.value.clone()
+                } else {
+                    format!("{}:6443", e.value)
+                }
             }),
             advertise_address: c.advertise_address.as_ref().map(|a| a.value.clone()),
             container_runtime: "containerd".into(),
@@ -665,9 +670,7 @@ pub fn kubelet_refuses_label(key: &str) -> bool {
         return false;
     };
     let kubernetes = in_namespace(ns, "kubernetes.io") || in_namespace(ns, "k8s.io");
-    kubernetes
-        && !KUBELET_LABELS.contains(&key)
-        && !KUBELET_LABEL_NAMESPACES.iter().any(|d| in_namespace(ns, d))
+    kubernetes && !KUBELET_LABELS.contains(&key) && !KUBELET_LABEL_NAMESPACES.iter().any(|d| in_namespace(ns, d))
 }
 
 fn is_name_part(s: &str) -> bool {
@@ -676,8 +679,7 @@ fn is_name_part(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 fn is_dns_subdomain(s: &str) -> bool {
@@ -687,8 +689,7 @@ fn is_dns_subdomain(s: &str) -> bool {
             !b.is_empty()
                 && b[0].is_ascii_alphanumeric()
                 && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         })
 }
 
@@ -701,18 +702,13 @@ pub fn qualified_name_problem(key: &str) -> Option<String> {
     if let Some(p) = prefix
         && (p.is_empty() || !is_dns_subdomain(p))
     {
-        return Some(format!(
-            "the prefix `{p}` is not a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
-        ));
+        return Some(format!("the prefix `{p}` is not a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"));
     }
     if name.is_empty() {
         return Some("the name after the prefix is empty".into());
     }
     if name.len() > 63 {
-        return Some(format!(
-            "the name is {} characters long; at most 63 are allowed",
-            name.len()
-        ));
+        return Some(format!("the name is {} characters long; at most 63 are allowed", name.len()));
     }
     if !is_name_part(name) {
         return Some("a name is letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
@@ -726,10 +722,7 @@ pub fn label_value_problem(v: &str) -> Option<String> {
         return None;
     }
     if v.len() > 63 {
-        return Some(format!(
-            "the value is {} characters long; at most 63 are allowed",
-            v.len()
-        ));
+        return Some(format!("the value is {} characters long; at most 63 are allowed", v.len()));
     }
     if !is_name_part(v) {
         return Some("a value is empty or letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
@@ -742,13 +735,8 @@ pub fn label_value_problem(v: &str) -> Option<String> {
 fn key_place(src: &str, value: Option<Place>, key: &str) -> Option<Place> {
     let v = value?;
     let before = src.get(..v.offset)?;
-    let from = before
-        .rfind(key)
-        .or_else(|| before.rfind(&format!("{key:?}")))?;
-    Some(Place {
-        offset: from,
-        len: key.len().max(1),
-    })
+    let from = before.rfind(key).or_else(|| before.rfind(&format!("{key:?}")))?;
+    Some(Place { offset: from, len: key.len().max(1) })
 }
 
 impl Validator {
@@ -838,20 +826,12 @@ impl Validator {
         }
         if !TAINT_EFFECTS.contains(&t.effect.value.as_str()) {
             ok = false;
-            let d = Diagnostic::error(
-                "kprov::inventory::taint_effect",
-                format!("`{}` is not a taint effect", t.effect.value),
-            )
-            .label(at(&t.effect), "unknown effect");
-            self.push(
-                match did_you_mean(&t.effect.value, TAINT_EFFECTS.iter().copied()) {
-                    Some(m) => d.help(format!(
-                        "did you mean `{m}`? Effects: {}",
-                        TAINT_EFFECTS.join(", ")
-                    )),
-                    None => d.help(format!("effects: {}", TAINT_EFFECTS.join(", "))),
-                },
-            );
+            let d = Diagnostic::error("kprov::inventory::taint_effect", format!("`{}` is not a taint effect", t.effect.value))
+                .label(at(&t.effect), "unknown effect");
+            self.push(match did_you_mean(&t.effect.value, TAINT_EFFECTS.iter().copied()) {
+                Some(m) => d.help(format!("did you mean `{m}`? Effects: {}", TAINT_EFFECTS.join(", "))),
+                None => d.help(format!("effects: {}", TAINT_EFFECTS.join(", "))),
+            });
         }
         ok
     }
@@ -864,10 +844,7 @@ impl Validator {
                 self.push(
                     Diagnostic::error(
                         "kprov::inventory::advertise_address",
-                        format!(
-                            "host `{}` is not a control plane but has an advertise_address",
-                            h.name.value
-                        ),
+                        format!("host `{}` is not a control plane but has an advertise_address", h.name.value),
                     )
                     .label(at(adv), "only control planes run an API server")
                     .help("remove advertise_address, or give the host roles: [control-plane]"),
@@ -876,9 +853,12 @@ impl Validator {
             }
             if adv.value.parse::<IpAddr>().is_err() {
                 self.push(
-                    Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` of host `{}` is not an IP address", adv.value, h.name.value))
-                        .label(at(adv), "not an IP address")
-                        .help("kubeadm advertises the API server on an IP address (ValidateAPIEndpoint refuses names): write the host's IP"),
+                    Diagnostic::error(
+                        "kprov::inventory::advertise_address",
+                        format!("advertise_address `{}` of host `{}` is not an IP address", adv.value, h.name.value),
+                    )
+                    .label(at(adv), "not an IP address")
+                    .help("kubeadm advertises the API server on an IP address (ValidateAPIEndpoint refuses names): write the host's IP"),
                 );
                 return false;
             }
@@ -907,13 +887,7 @@ impl Validator {
             ("kubernetes_apt", m.kubernetes_apt.as_deref()),
             ("kubernetes_apt_key", m.kubernetes_apt_key.as_deref()),
             ("docker_apt", m.docker_apt.as_deref()),
-            (
-                "cni_manifest",
-                f.cluster
-                    .cni_manifest
-                    .as_deref()
-                    .filter(|u| u.contains("://")),
-            ),
+            ("cni_manifest", f.cluster.cni_manifest.as_deref().filter(|u| u.contains("://"))),
         ];
         for (key, url) in urls {
             let Some(url) = url else { continue };
@@ -923,16 +897,8 @@ impl Validator {
             ok = false;
             let place = src
                 .find(url)
-                .map(|offset| Place {
-                    offset,
-                    len: url.len().max(1),
-                })
-                .or_else(|| {
-                    src.find(&format!("{key}:")).map(|offset| Place {
-                        offset,
-                        len: key.len(),
-                    })
-                });
+                .map(|offset| Place { offset, len: url.len().max(1) })
+                .or_else(|| src.find(&format!("{key}:")).map(|offset| Place { offset, len: key.len() }));
             self.push(
                 Diagnostic::error("kprov::inventory::mirror_url", format!("{key} `{}` holds {}", url.escape_debug(), describe_char(bad)))
                     .label(place, "not a plain URL")
@@ -952,7 +918,12 @@ fn describe_char(c: char) -> String {
     }
 }
 
-fn effective_ssh(defaults: &SshSpec, host: Option<&SshSpec>, default_timeout: Duration, dur: impl Fn(&Spanned<String>) -> Option<Duration>) -> SshSettings {
+fn effective_ssh(
+    defaults: &SshSpec,
+    host: Option<&SshSpec>,
+    default_timeout: Duration,
+    dur: impl Fn(&Spanned<String>) -> Option<Duration>,
+) -> SshSettings {
     let empty = SshSpec::default();
     let h = host.unwrap_or(&empty);
     macro_rules! pick {
