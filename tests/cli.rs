@@ -65,6 +65,9 @@ fn schema_describes_the_inventory() {
     let text = serde_json::to_string(&v).unwrap();
     assert!(text.contains("control-plane") && text.contains("accept-new"));
     assert!(!text.contains("become_password\""), "rejected keys are not advertised");
+    // Per-host taints and API addresses, and the kubelet's label rules, are described.
+    assert!(text.contains("\"taints\"") && text.contains("NoSchedule") && text.contains("node-role.kubernetes.io"), "{text}");
+    assert!(text.contains("\"advertise_address\""));
 }
 
 #[test]

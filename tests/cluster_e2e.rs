@@ -114,7 +114,25 @@ fn ha_three_control_planes_and_a_worker() {
         assert_eq!(code(&o), 2, "{}", text(&o));
         outputs.push(text(&o));
     }
-    let apply = k.run(&["apply", p(&inv), "-vv"]);
+    // The control-plane join of h2 pauses inside kubeadm (kubelet-start) while the test reads
+    // every process's command line on every node: no token and no certificate key in argv.
+    set.sh(1, "mkdir -p /etc/kprov-double && echo join/kubelet-start > /etc/kprov-double/pause-phase");
+    let (child, rx) = k.spawn(&["apply", p(&inv), "-vv"]);
+    wait_paused(&set, 1, "join/kubelet-start");
+    let api: serde_json::Value = serde_json::from_str(&set.sh(0, "cat /var/lib/kube-double/api.json")).unwrap();
+    let mut in_flight: Vec<String> = api["tokens"].as_object().unwrap().keys().cloned().collect();
+    in_flight.push(api["certificate_key"].as_str().unwrap_or_default().to_string());
+    assert!(in_flight.iter().all(|s| s.len() >= 16), "{api}");
+    let cmdlines = all_cmdlines(&set, 4);
+    assert!(cmdlines[1].contains("kubeadm join --config"), "the scan sees the paused join: {}", cmdlines[1]);
+    for (node, lines) in cmdlines.iter().enumerate() {
+        for s in &in_flight {
+            assert!(!lines.contains(s.as_str()), "node {node}: a join secret ({}...) is in a process's argv:\n{lines}", &s[..6]);
+        }
+    }
+    set.sh(1, "touch /etc/kprov-double/continue");
+    let (apply, _) = support::cli::finish(child, rx, vec![], std::time::Duration::from_secs(900));
+    set.sh(1, "rm -f /etc/kprov-double/pause-phase /etc/kprov-double/paused /etc/kprov-double/continue");
     assert_eq!(code(&apply), 0, "{}", text(&apply));
     outputs.push(text(&apply));
     for args in [vec!["apply", p(&inv), "--json", "-vv"], vec!["plan", p(&inv), "-vv"]] {
@@ -226,5 +244,126 @@ fn raspberry_pi_homelab_with_the_cgroup_reboot() {
     let nodes = nodes_ready(&set, 0);
     assert_eq!(nodes.matches(" Ready ").count(), 4, "{nodes}");
     let again = k.run(&["plan", p(&inv)]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+}
+
+/// Every process's command line on every node, NUL bytes as spaces.
+fn all_cmdlines(set: &NodeSet, nodes: usize) -> Vec<String> {
+    (0..nodes).map(|i| set.sh(i, "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null; echo; done")).collect()
+}
+
+/// Wait until the kubeadm double on `node` reports that it paused (see tests/doubles/README.md).
+fn wait_paused(set: &NodeSet, node: usize, phase: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::time::Instant::now() < deadline {
+        if set.sh(node, "cat /etc/kprov-double/paused 2>/dev/null || true").trim() == phase {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    panic!("node {node}: kubeadm never paused at {phase} within 300 s");
+}
+
+#[test]
+fn an_interrupted_init_is_refused_until_reset_and_joins_keep_secrets_out_of_argv() {
+    // Issue 14, items 2-4, the way they happen on real hosts: kubeadm init fails at
+    // wait-control-plane after writing admin.conf; joins run while the test reads every
+    // process's command line on every node; labels and taints reach the joining nodes.
+    let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian]);
+    let repo = AptRepo::serve(set.gateway);
+    let k = Kprov::new();
+    let cluster = format!("  name: \"lab \\\"one\\\"\"\n  cni: flannel\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker")], &cluster, &repo.mirrors_yaml());
+    // Labels on every node (the workers' never reached them before), taints on one worker.
+    let y = std::fs::read_to_string(&inv).unwrap();
+    let y = y
+        .replace("roles: [control-plane] }", "roles: [control-plane], labels: { example.com/rack: r1 } }")
+        .replacen("roles: [worker] }", "roles: [worker], labels: { disk: ssd, node.kubernetes.io/pool: blue } }", 1)
+        .replacen(
+            "roles: [worker] }",
+            "roles: [worker], labels: { disk: hdd }, taints: [{ key: dedicated, value: batch, effect: NoSchedule }, { key: example.com/gpu, effect: NoExecute }] }",
+            1,
+        );
+    std::fs::write(&inv, y).unwrap();
+    let inv = p(&inv);
+
+    // 1. kubeadm init fails at wait-control-plane, after the kubeconfig phase wrote admin.conf.
+    set.sh(0, "mkdir -p /etc/kprov-double && echo init/wait-control-plane > /etc/kprov-double/fail-phase");
+    let apply = k.run(&["apply", inv]);
+    assert_eq!(code(&apply), 1, "{}", text(&apply));
+    assert!(text(&apply).contains("error execution phase wait-control-plane"), "the host's own words: {}", text(&apply));
+    assert!(set.exec(0, "test -f /etc/kubernetes/admin.conf").status.success(), "the double wrote admin.conf before failing");
+    let ca = set.sh(0, "sha256sum /etc/kubernetes/pki/ca.crt");
+    set.sh(0, "rm /etc/kprov-double/fail-phase");
+
+    // 2. Plan and apply say so for h1 and what to do; they neither skip nor repeat kubeadm init.
+    let plan = k.run(&["plan", inv]);
+    assert_eq!(code(&plan), 1, "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(out.contains("kubeadm init started on h1 and did not finish"), "{out}");
+    assert!(out.contains("kprov reset INVENTORY --limit h1"), "{out}");
+    assert!(out.contains("/etc/kubernetes/admin.conf"), "names what it found: {out}");
+    let apply = k.run(&["apply", inv]);
+    assert_eq!(code(&apply), 1, "{}", text(&apply));
+    assert!(text(&apply).contains("kubeadm init started on h1 and did not finish"), "{}", text(&apply));
+    assert_eq!(set.sh(0, "sha256sum /etc/kubernetes/pki/ca.crt"), ca, "kubeadm init did not run again");
+    assert!(!set.exec(0, "test -e /etc/kubernetes/kprov/init.done").status.success());
+
+    // 3. Reset, then joins paused in their kubelet-start phase while the test reads argv.
+    let reset = k.run(&["reset", inv, "--limit", "h1", "--yes"]);
+    assert_eq!(code(&reset), 0, "{}", text(&reset));
+    for w in [1, 2] {
+        set.sh(w, "mkdir -p /etc/kprov-double && echo join/kubelet-start > /etc/kprov-double/pause-phase");
+    }
+    let (child, rx) = k.spawn(&["apply", inv]);
+    wait_paused(&set, 1, "join/kubelet-start");
+    wait_paused(&set, 2, "join/kubelet-start");
+    let api: serde_json::Value = serde_json::from_str(&set.sh(0, "cat /var/lib/kube-double/api.json")).unwrap();
+    let mut secrets: Vec<String> = api["tokens"].as_object().unwrap().keys().cloned().collect();
+    assert!(!secrets.is_empty(), "{api}");
+    secrets.extend(secrets.clone().iter().filter_map(|t| t.split_once('.').map(|(_, s)| s.to_string())));
+    secrets.push(api["ca_hash"].as_str().unwrap().to_string());
+    let cmdlines = all_cmdlines(&set, 3);
+    assert!(cmdlines[1].contains("kubeadm join --config"), "the scan sees the paused join: {}", cmdlines[1]);
+    for (node, lines) in cmdlines.iter().enumerate() {
+        for s in &secrets {
+            assert!(!lines.contains(s.as_str()), "node {node}: a join secret ({}...) is in a process's argv:\n{lines}", &s[..6]);
+        }
+    }
+    // The temporary JoinConfiguration is 0600 while it exists.
+    assert_eq!(set.sh(1, "stat -c %a /etc/kubernetes/kprov/.join.*").trim(), "600");
+    for w in [1, 2] {
+        set.sh(w, "touch /etc/kprov-double/continue");
+    }
+    let (apply, _) = support::cli::finish(child, rx, vec![], std::time::Duration::from_secs(600));
+    assert_eq!(code(&apply), 0, "{}", text(&apply));
+    for w in [1, 2] {
+        set.sh(w, "rm -f /etc/kprov-double/pause-phase /etc/kprov-double/paused /etc/kprov-double/continue");
+        assert_eq!(set.sh(w, "ls -a /etc/kubernetes/kprov/ | grep -c '^\\.join' || true").trim(), "0", "node {w}: the temporary config is gone");
+        assert!(!set.sh(w, "cat /etc/kubernetes/kprov/kubeadm-join.yaml").contains(&secrets[0]), "the kept JoinConfiguration holds no token");
+        assert!(set.exec(w, "sha256sum -c --status /etc/kubernetes/kprov/join.done").status.success(), "node {w}: join recorded");
+    }
+    assert!(set.exec(0, "sha256sum -c --status /etc/kubernetes/kprov/init.done").status.success(), "init recorded after it finished");
+    assert_ne!(set.sh(0, "sha256sum /etc/kubernetes/pki/ca.crt"), ca, "a new init after the reset");
+
+    // 4. Labels and taints reached every node (the double's API records the kubelet's registration).
+    let nodes: serde_json::Value = serde_json::from_str(&set.sh(0, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o json")).unwrap();
+    let node = |name: &str| {
+        nodes["items"].as_array().unwrap().iter().find(|n| n["metadata"]["name"] == name).cloned().unwrap_or_else(|| panic!("{name}: {nodes}"))
+    };
+    assert_eq!(node("h1")["metadata"]["labels"]["example.com/rack"], "r1", "{nodes}");
+    assert_eq!(node("h1")["metadata"]["labels"]["node-role.kubernetes.io/control-plane"], "", "{nodes}");
+    assert_eq!(node("h2")["metadata"]["labels"]["disk"], "ssd", "{nodes}");
+    assert_eq!(node("h2")["metadata"]["labels"]["node.kubernetes.io/pool"], "blue", "{nodes}");
+    assert_eq!(node("h3")["metadata"]["labels"]["disk"], "hdd", "{nodes}");
+    let taints = node("h3")["spec"]["taints"].to_string();
+    assert!(taints.contains("\"dedicated\"") && taints.contains("\"batch\"") && taints.contains("\"NoSchedule\""), "{taints}");
+    assert!(taints.contains("\"example.com/gpu\"") && taints.contains("\"NoExecute\""), "{taints}");
+    assert!(node("h2")["spec"]["taints"].is_null(), "{nodes}");
+    // The cluster name with quotes in it reached kubeadm intact (escaped by the serializer).
+    assert!(set.sh(0, "cat /etc/kubernetes/kprov/kubeadm-init.yaml").contains(r#"clusterName: "lab \"one\"""#));
+
+    // 5. Nothing left to do.
+    let again = k.run(&["plan", inv]);
     assert_eq!(code(&again), 0, "{}", text(&again));
 }

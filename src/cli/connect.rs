@@ -49,6 +49,8 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
                 })
                 .collect(),
             labels: h.labels.clone(),
+            taints: h.taints.iter().map(|t| context::TaintValues { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone() }).collect(),
+            advertise_address: h.advertise_address.clone(),
             watchdog: h.raspberry_pi.watchdog,
             ssh_user: h.ssh.user.clone(),
         })

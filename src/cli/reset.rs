@@ -163,7 +163,10 @@ fi
 if command -v kubeadm >/dev/null 2>&1; then
   echo '@@kprov-reset-output'
   kubeadm reset -f 2>&1
-  echo "@@kprov-reset kubeadm $?"
+  rc=$?
+  # kprov's records that init or join finished go with what they vouch for.
+  [ "$rc" -ne 0 ] || rm -f /etc/kubernetes/kprov/init.done /etc/kubernetes/kprov/join.done
+  echo "@@kprov-reset kubeadm $rc"
 else
   echo '@@kprov-reset kubeadm-missing'
 fi

@@ -10,9 +10,12 @@
 //!   local_manifest (base64) when the inventory names a local file;
 //! - `mirrors`: kubernetes_apt, kubernetes_apt_key, docker_apt, cni_manifest (resolved URLs);
 //! - `host`: name, address (where kprov connects), internal_address (the node's IP in the
-//!   cluster: kubelet's node IP, the advertise address; the empty string for a worker reached
-//!   by DNS name without one, whose kubelet picks its own), roles, labels,
-//!   raspberry_pi.watchdog, is_control_plane, is_first_control_plane, is_worker;
+//!   cluster: kubelet's node IP; the empty string for a worker reached by DNS name without one,
+//!   whose kubelet picks its own), roles, labels, node_labels (the labels as the kubelet's
+//!   `--node-labels` value, `k=v,k2=v2`), taints (key, value, effect; for a control plane with
+//!   taints, kubeadm's default control-plane taint comes first), advertise_address (a control
+//!   plane's API address: its `advertise_address`, else its internal_address, else its
+//!   `address`), raspberry_pi.watchdog, is_control_plane, is_first_control_plane, is_worker;
 //! - `hosts`, `first_control_plane`: every host / the first control plane, same shape;
 //! - `ssh`: user (for the kubeconfig copy);
 //! - `facts` (after gathering): `facts.os` (see `OsFact`).
@@ -47,9 +50,23 @@ pub struct HostValues {
     pub internal_address: String,
     pub roles: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    pub taints: Vec<TaintValues>,
+    /// The API server address of a control plane, when it differs from `address`.
+    pub advertise_address: Option<String>,
     pub watchdog: bool,
     pub ssh_user: String,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaintValues {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+/// kubeadm's own taint for control planes, which it adds only when the configuration names no
+/// taints: a control plane with inventory taints keeps it through kprov.
+pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MirrorValues {
@@ -134,12 +151,20 @@ pub const DEFAULT_DOCKER_APT: &str = "https://download.docker.com/linux";
 
 fn host_json(h: &HostValues, first_cp: Option<&str>) -> Json {
     let cp = h.roles.iter().any(|r| r == "control-plane");
+    let node_labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut taints = h.taints.clone();
+    if cp && !taints.is_empty() && !taints.iter().any(|t| t.key == CONTROL_PLANE_TAINT) {
+        taints.insert(0, TaintValues { key: CONTROL_PLANE_TAINT.into(), value: None, effect: "NoSchedule".into() });
+    }
     json!({
         "name": h.name,
         "address": h.address,
         "internal_address": h.internal_address,
+        "advertise_address": h.advertise_address.as_deref().unwrap_or(if h.internal_address.is_empty() { &h.address } else { &h.internal_address }),
         "roles": h.roles,
         "labels": h.labels,
+        "node_labels": node_labels.join(","),
+        "taints": taints,
         "raspberry_pi": { "watchdog": h.watchdog },
         "is_control_plane": cp,
         "is_first_control_plane": first_cp == Some(h.name.as_str()),

@@ -191,12 +191,43 @@ pub struct HostSpec {
     pub roles: Spanned<Vec<Role>>,
     /// Per-host SSH overrides.
     pub ssh: Option<SshSpec>,
-    /// Node labels.
+    /// Node labels, set by the kubelet when the node registers (kubeadm's nodeRegistration,
+    /// on every node). Keys and values follow the kubelet's rules: `[prefix/]name`, the name
+    /// at most 63 characters of letters, digits, '-', '_', '.', the prefix a DNS subdomain;
+    /// values at most 63 such characters. The kubelet refuses keys in the kubernetes.io and
+    /// k8s.io namespaces except its own (kubernetes.io/hostname, kubernetes.io/os,
+    /// kubernetes.io/arch, topology.kubernetes.io/zone and region, node.kubernetes.io/*,
+    /// kubelet.kubernetes.io/*...): node-role.kubernetes.io/* cannot be set this way.
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub labels: BTreeMap<String, Spanned<String>>,
+    /// Node taints, registered with the node (kubeadm's nodeRegistration.taints). A control
+    /// plane with taints keeps kubeadm's node-role.kubernetes.io/control-plane:NoSchedule.
+    #[serde(default)]
+    #[schemars(with = "Vec<TaintSpec>")]
+    pub taints: Vec<Spanned<TaintSpec>>,
+    /// A control plane's API server address (an IP address), when `address` is a DNS name
+    /// or not the address the API server should listen on. Default: `address`.
+    #[schemars(with = "Option<String>")]
+    pub advertise_address: Option<Spanned<String>>,
     /// Raspberry Pi settings.
     #[serde(default)]
     pub raspberry_pi: RaspberryPiSpec,
+}
+
+/// A node taint: `{ key: dedicated, value: gpu, effect: NoSchedule }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaintSpec {
+    /// `[prefix/]name`, as a label key.
+    #[schemars(with = "String")]
+    pub key: Spanned<String>,
+    /// Optional; as a label value.
+    #[schemars(with = "Option<String>")]
+    pub value: Option<Spanned<String>>,
+    /// NoSchedule, PreferNoSchedule or NoExecute.
+    #[schemars(with = "String")]
+    pub effect: Spanned<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
@@ -219,6 +250,7 @@ pub struct RaspberryPiSpec {
 pub struct MirrorsSpec {
     /// Kubernetes apt repository; `{minor}` becomes e.g. v1.34.
     /// Default: https://pkgs.k8s.io/core:/stable:/{minor}/deb/
+    /// Mirror URLs hold no whitespace or control characters (they go into apt source lines).
     pub kubernetes_apt: Option<String>,
     /// Its signing key. Default: the repository URL + Release.key.
     pub kubernetes_apt_key: Option<String>,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::diagnostic::{Diagnostic, Place, did_you_mean};
-use super::model::{BastionSpec, HostKeyPolicy, HostSpec, InventoryFile, MirrorsSpec, PreflightSpec, RaspberryPiSpec, Role, SshSpec};
+use super::model::{BastionSpec, HostKeyPolicy, HostSpec, InventoryFile, MirrorsSpec, PreflightSpec, RaspberryPiSpec, Role, SshSpec, TaintSpec};
 use super::{Loaded, MAX_DEPTH, MAX_SIZE};
 
 pub const SUPPORTED_MINORS: std::ops::RangeInclusive<u32> = 31..=34;
@@ -61,7 +61,17 @@ pub struct Host {
     pub roles: Vec<Role>,
     pub ssh: SshSettings,
     pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    /// A control plane's API server address when it is not `address` (always an IP).
+    pub advertise_address: Option<String>,
     pub raspberry_pi: RaspberryPiSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
 }
 
 impl Host {
@@ -109,10 +119,11 @@ impl Inventory {
 
     /// The first control plane's API address: the configured one, else its cluster address.
     pub fn advertise_address(&self) -> String {
-        self.cluster.advertise_address.clone().unwrap_or_else(|| {
-            let first = self.first_control_plane();
-            first.internal_address.clone().unwrap_or_else(|| first.address.clone())
-        })
+        let first = self.first_control_plane();
+        self.cluster
+            .advertise_address
+            .clone()
+            .unwrap_or_else(|| first.advertise_address.clone().or_else(|| first.internal_address.clone()).unwrap_or_else(|| first.address.clone()))
     }
 }
 
@@ -256,6 +267,13 @@ impl Validator {
         let hosts = self.hosts(f);
         let cluster = self.cluster(f, &hosts);
         self.ssh_secrets(&f.ssh);
+        // What the kubelet and kubeadm themselves refuse (labels, taints, API addresses) and
+        // what would break a generated line (mirror URLs), in their own functions below.
+        let kubelet_ok = self.node_registration(f, src);
+        let mirrors_ok = self.mirror_urls(f, src);
+        if !(kubelet_ok && mirrors_ok) {
+            return None;
+        }
         Some(Inventory { name: name.to_string(), source: src.clone(), cluster: cluster?, hosts: hosts?, mirrors: f.mirrors.clone() })
     }
 
@@ -351,7 +369,17 @@ impl Validator {
                         internal_address: internal_address(h),
                         roles,
                         ssh,
-                        labels: h.labels.clone(),
+                        labels: h.labels.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+                        taints: h
+                            .taints
+                            .iter()
+                            .map(|t| Taint {
+                                key: t.value.key.value.clone(),
+                                value: t.value.value.as_ref().map(|v| v.value.clone()).filter(|v| !v.is_empty()),
+                                effect: t.value.effect.value.clone(),
+                            })
+                            .collect(),
+                        advertise_address: h.advertise_address.as_ref().map(|a| a.value.clone()),
                         raspberry_pi: h.raspberry_pi.clone(),
                     }
                 })
@@ -381,7 +409,7 @@ impl Validator {
                 },
                 None => match h.address.value.parse::<IpAddr>() {
                     Ok(ip) => Some((ip, at(&h.address), false)),
-                    Err(_) if h.roles.value.contains(&Role::ControlPlane) => {
+                    Err(_) if h.roles.value.contains(&Role::ControlPlane) && h.advertise_address.is_none() => {
                         ok = false;
                         self.push(
                             Diagnostic::error(
@@ -390,7 +418,7 @@ impl Validator {
                             )
                             .label(at(&h.address), "a DNS name, not an IP")
                             .help(format!(
-                                "the API server and etcd advertise an IP: add the node's IP on the cluster network, e.g. {{ name: {}, address: {}, internal_address: 10.0.0.11, roles: [control-plane] }}",
+                                "kubeadm advertises the API server and etcd on an IP (ValidateAPIEndpoint refuses names): add the node's IP on the cluster network, e.g. {{ name: {}, address: {}, internal_address: 10.0.0.11, roles: [control-plane] }} (or advertise_address: IP for the API server alone); kprov keeps connecting to the name, and cluster.control_plane_endpoint may stay a DNS name",
                                 h.name.value, h.address.value
                             )),
                         );
@@ -601,10 +629,15 @@ impl Validator {
                 );
             }
             if let Some(adv) = &c.advertise_address
-                && !cps.iter().any(|h| h.internal_address.as_deref() == Some(adv.value.as_str()) || h.address == adv.value)
+                && !cps.iter().any(|h| {
+                    h.address == adv.value
+                        || h.internal_address.as_deref() == Some(adv.value.as_str())
+                        || h.advertise_address.as_deref() == Some(adv.value.as_str())
+                })
             {
                 ok = false;
-                let known: Vec<&str> = cps.iter().map(|h| h.internal_address.as_deref().unwrap_or(&h.address)).collect();
+                let known: Vec<&str> =
+                    cps.iter().map(|h| h.advertise_address.as_deref().or(h.internal_address.as_deref()).unwrap_or(&h.address)).collect();
                 self.push(
                     Diagnostic::error(
                         "kprov::inventory::advertise_address",
@@ -673,6 +706,280 @@ impl Validator {
                 None
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------- node registration and URLs
+//
+// The rules the kubelet applies to --node-labels and --register-with-taints (k8s.io/kubelet's
+// IsKubeletLabel, apimachinery's IsQualifiedName and IsValidLabelValue), and kubeadm's
+// ValidateAPIEndpoint (an advertise address must be an IP), checked here so the operator
+// hears about them at plan time with the place in the inventory, not from a failed join.
+
+/// Label keys the kubelet may set on its own node although they are in kubernetes.io.
+const KUBELET_LABELS: &[&str] = &[
+    "kubernetes.io/hostname",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+];
+/// Label namespaces (and their subdomains) the kubelet may set.
+const KUBELET_LABEL_NAMESPACES: &[&str] = &["kubelet.kubernetes.io", "node.kubernetes.io"];
+pub const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+fn in_namespace(ns: &str, domain: &str) -> bool {
+    ns == domain || ns.ends_with(&format!(".{domain}"))
+}
+
+/// Whether the kubelet refuses to set this label on its own node.
+pub fn kubelet_refuses_label(key: &str) -> bool {
+    let Some((ns, _)) = key.split_once('/') else {
+        return false;
+    };
+    let kubernetes = in_namespace(ns, "kubernetes.io") || in_namespace(ns, "k8s.io");
+    kubernetes && !KUBELET_LABELS.contains(&key) && !KUBELET_LABEL_NAMESPACES.iter().any(|d| in_namespace(ns, d))
+}
+
+fn is_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
+}
+
+/// apimachinery's IsQualifiedName: `[prefix/]name`. The problem, if any.
+pub fn qualified_name_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix
+        && (p.is_empty() || !is_dns_subdomain(p))
+    {
+        return Some(format!("the prefix `{p}` is not a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"));
+    }
+    if name.is_empty() {
+        return Some("the name after the prefix is empty".into());
+    }
+    if name.len() > 63 {
+        return Some(format!("the name is {} characters long; at most 63 are allowed", name.len()));
+    }
+    if !is_name_part(name) {
+        return Some("a name is letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
+    }
+    None
+}
+
+/// apimachinery's IsValidLabelValue. The problem, if any.
+pub fn label_value_problem(v: &str) -> Option<String> {
+    if v.is_empty() {
+        return None;
+    }
+    if v.len() > 63 {
+        return Some(format!("the value is {} characters long; at most 63 are allowed", v.len()));
+    }
+    if !is_name_part(v) {
+        return Some("a value is empty or letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
+    }
+    None
+}
+
+/// The place of a mapping key whose value sits at `value`: the key is written before it, on
+/// the same line or the one above.
+fn key_place(src: &str, value: Option<Place>, key: &str) -> Option<Place> {
+    let v = value?;
+    let before = src.get(..v.offset)?;
+    let from = before.rfind(key).or_else(|| before.rfind(&format!("{key:?}")))?;
+    Some(Place { offset: from, len: key.len().max(1) })
+}
+
+impl Validator {
+    fn node_registration(&mut self, f: &InventoryFile, src: &str) -> bool {
+        let mut ok = true;
+        for h in &f.hosts.value {
+            let h = &h.value;
+            for (k, v) in &h.labels {
+                ok &= self.node_label(src, h, k, v);
+            }
+            for t in &h.taints {
+                ok &= self.node_taint(&t.value);
+            }
+            ok &= self.control_plane_address(h);
+        }
+        if let Some(adv) = &f.cluster.advertise_address
+            && adv.value.parse::<IpAddr>().is_err()
+        {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` is not an IP address", adv.value))
+                    .label(at(adv), "a DNS name")
+                    .help("kubeadm's API server advertises an IP address (its ValidateAPIEndpoint refuses names); write the control plane's IP here. A DNS name belongs in control_plane_endpoint"),
+            );
+        }
+        ok
+    }
+
+    fn node_label(&mut self, src: &str, h: &HostSpec, key: &str, value: &Spanned<String>) -> bool {
+        let kplace = key_place(src, at(value), key);
+        let host = &h.name.value;
+        if let Some(problem) = qualified_name_problem(key) {
+            self.push(
+                Diagnostic::error("kprov::inventory::label_key", format!("label key `{key}` of host `{host}` is not valid: {problem}"))
+                    .label(kplace, "invalid label key")
+                    .help("label keys are `[prefix/]name`: e.g. `example.com/rack: r1` or `disktype: ssd`"),
+            );
+            return false;
+        }
+        if kubelet_refuses_label(key) {
+            let role = key.starts_with("node-role.kubernetes.io/");
+            self.push(
+                Diagnostic::error("kprov::inventory::label_refused", format!("the kubelet refuses to set label `{key}` on host `{host}`"))
+                    .label(kplace, "a kubernetes.io / k8s.io key the kubelet may not set")
+                    .help(if role {
+                        "node-role.kubernetes.io/* is set by kubeadm (control planes) or by an administrator, never by the kubelet on its own node: use your own prefix (`example.com/role: worker`), or run `kubectl label node NAME node-role.kubernetes.io/worker=` after apply".to_string()
+                    } else {
+                        format!(
+                            "in kubernetes.io and k8s.io the kubelet sets only {} and keys under {}; use your own prefix (e.g. example.com/...)",
+                            KUBELET_LABELS.join(", "),
+                            KUBELET_LABEL_NAMESPACES.join(", ")
+                        )
+                    }),
+            );
+            return false;
+        }
+        if let Some(problem) = label_value_problem(&value.value) {
+            self.push(
+                Diagnostic::error("kprov::inventory::label_value", format!("the value of label `{key}` on host `{host}` is not valid: {problem}"))
+                    .label(at(value), "invalid label value")
+                    .help("label values are at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit (or empty)"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn node_taint(&mut self, t: &TaintSpec) -> bool {
+        let mut ok = true;
+        if let Some(problem) = qualified_name_problem(&t.key.value) {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::taint_key", format!("taint key `{}` is not valid: {problem}", t.key.value))
+                    .label(at(&t.key), "invalid taint key")
+                    .help("taint keys are `[prefix/]name`, like label keys: e.g. `dedicated` or `example.com/gpu`"),
+            );
+        }
+        if let Some(v) = &t.value
+            && let Some(problem) = label_value_problem(&v.value)
+        {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::taint_value", format!("taint value `{}` is not valid: {problem}", v.value))
+                    .label(at(v), "invalid taint value")
+                    .help("taint values follow the label value rules: at most 63 letters, digits, '-', '_' and '.'"),
+            );
+        }
+        if !TAINT_EFFECTS.contains(&t.effect.value.as_str()) {
+            ok = false;
+            let d = Diagnostic::error("kprov::inventory::taint_effect", format!("`{}` is not a taint effect", t.effect.value))
+                .label(at(&t.effect), "unknown effect");
+            self.push(match did_you_mean(&t.effect.value, TAINT_EFFECTS.iter().copied()) {
+                Some(m) => d.help(format!("did you mean `{m}`? Effects: {}", TAINT_EFFECTS.join(", "))),
+                None => d.help(format!("effects: {}", TAINT_EFFECTS.join(", "))),
+            });
+        }
+        ok
+    }
+
+    /// kubeadm's ValidateAPIEndpoint: a control plane's advertise address is an IP.
+    fn control_plane_address(&mut self, h: &HostSpec) -> bool {
+        let cp = h.roles.value.contains(&Role::ControlPlane);
+        if let Some(adv) = &h.advertise_address {
+            if !cp {
+                self.push(
+                    Diagnostic::error(
+                        "kprov::inventory::advertise_address",
+                        format!("host `{}` is not a control plane but has an advertise_address", h.name.value),
+                    )
+                    .label(at(adv), "only control planes run an API server")
+                    .help("remove advertise_address, or give the host roles: [control-plane]"),
+                );
+                return false;
+            }
+            if adv.value.parse::<IpAddr>().is_err() {
+                self.push(
+                    Diagnostic::error(
+                        "kprov::inventory::advertise_address",
+                        format!("advertise_address `{}` of host `{}` is not an IP address", adv.value, h.name.value),
+                    )
+                    .label(at(adv), "not an IP address")
+                    .help("kubeadm advertises the API server on an IP address (ValidateAPIEndpoint refuses names): write the host's IP"),
+                );
+                return false;
+            }
+            return true;
+        }
+        // A control plane reached by a DNS name without either address is reported once, by
+        // `internal_addresses` (kprov::inventory::internal_address_required).
+        true
+    }
+
+    /// Mirror URLs are pasted into apt source lines and commands: no whitespace or control
+    /// characters.
+    fn mirror_urls(&mut self, f: &InventoryFile, src: &str) -> bool {
+        let m: &MirrorsSpec = &f.mirrors;
+        let mut ok = true;
+        let urls = [
+            ("kubernetes_apt", m.kubernetes_apt.as_deref()),
+            ("kubernetes_apt_key", m.kubernetes_apt_key.as_deref()),
+            ("docker_apt", m.docker_apt.as_deref()),
+            ("cni_manifest", f.cluster.cni_manifest.as_deref().filter(|u| u.contains("://"))),
+        ];
+        for (key, url) in urls {
+            let Some(url) = url else { continue };
+            let Some(bad) = url.chars().find(|c| c.is_whitespace() || c.is_control()) else {
+                continue;
+            };
+            ok = false;
+            let place = src
+                .find(url)
+                .map(|offset| Place { offset, len: url.len().max(1) })
+                .or_else(|| src.find(&format!("{key}:")).map(|offset| Place { offset, len: key.len() }));
+            self.push(
+                Diagnostic::error("kprov::inventory::mirror_url", format!("{key} `{}` holds {}", url.escape_debug(), describe_char(bad)))
+                    .label(place, "not a plain URL")
+                    .help("a URL has no spaces, tabs, newlines or control characters (write a space as %20); the URL goes into an apt source line"),
+            );
+        }
+        ok
+    }
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".into(),
+        '\t' => "a tab".into(),
+        '\n' | '\r' => "a line break".into(),
+        c => format!("the character {:?}", c),
     }
 }
 

@@ -1,6 +1,12 @@
 //! A command with a guard, for steps that are not state but events (kubeadm init, join, CNI
 //! apply). The guard makes it idempotent: `creates` (a path that exists once the command ran),
 //! `unless` (a read-only command that succeeds when nothing is to do) or `only_if`.
+//!
+//! A command that leaves files behind when it fails half-way (kubeadm init and join write
+//! admin.conf or kubelet.conf long before they finish) names them in `unfinished_if`: when the
+//! guard says the command has not finished but one of those paths exists, the plan refuses the
+//! step for that host with the role's message (what happened, what to do) instead of running
+//! it again on a half-set-up host or skipping it as done.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +37,19 @@ pub struct Command {
     /// The command's text or output is secret.
     #[serde(default)]
     pub sensitive: bool,
+    /// Refuse (a plan error for this host) instead of running when the guard says "not done"
+    /// but one of these paths exists: the traces of an earlier run that did not finish.
+    #[serde(default)]
+    pub unfinished_if: Option<Unfinished>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unfinished {
+    /// Paths an interrupted run leaves behind.
+    pub exists: Vec<String>,
+    /// What happened and what to do, shown as the plan's error for the host.
+    pub message: String,
 }
 
 impl Command {
@@ -57,6 +76,9 @@ impl Resource for Command {
         for c in self.unless.iter().chain(self.only_if.iter()) {
             q.push(FactQuery::Command { command: c.clone() });
         }
+        for p in self.unfinished_if.iter().flat_map(|u| u.exists.iter()) {
+            q.push(FactQuery::File { path: p.clone() });
+        }
         q
     }
 
@@ -76,6 +98,18 @@ impl Resource for Command {
             && self.guard_rc(ctx, c)? != 0
         {
             return Ok(Check::NoOp { reason: format!("`{c}` failed") });
+        }
+        if let Some(u) = &self.unfinished_if {
+            let mut left = vec![];
+            for p in &u.exists {
+                let f = ctx.facts.file(p).ok_or_else(|| super::missing(&FactQuery::File { path: p.clone() }))?;
+                if f.exists {
+                    left.push(p.as_str());
+                }
+            }
+            if !left.is_empty() {
+                return Err(CheckError::Unfinished(format!("{} (found: {})", u.message.trim_end(), left.join(", "))));
+            }
         }
         let shown = match (&self.description, self.sensitive) {
             (Some(d), _) => d.clone(),

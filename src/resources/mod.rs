@@ -78,6 +78,9 @@ pub enum CheckError {
     MissingFact(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An earlier run of a command stopped half-way (see `command`'s `unfinished_if`).
+    #[error("{0}")]
+    Unfinished(String),
 }
 
 /// Every resource type, as declared in roles (externally tagged: `file: {...}`).

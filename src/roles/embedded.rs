@@ -17,7 +17,15 @@ pub const ROLES: &[(&str, &str)] = &[
 
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("cni/apply.sh.j2", include_str!("../../templates/cni/apply.sh.j2")),
+    ("kubeadm/control-plane-end-state.sh.j2", include_str!("../../templates/kubeadm/control-plane-end-state.sh.j2")),
+    ("kubeadm/init-done.sh.j2", include_str!("../../templates/kubeadm/init-done.sh.j2")),
+    ("kubeadm/init-end-state.sh.j2", include_str!("../../templates/kubeadm/init-end-state.sh.j2")),
     ("kubeadm/init.yaml.j2", include_str!("../../templates/kubeadm/init.yaml.j2")),
+    ("kubeadm/join-done.sh.j2", include_str!("../../templates/kubeadm/join-done.sh.j2")),
+    ("kubeadm/join.sh.j2", include_str!("../../templates/kubeadm/join.sh.j2")),
+    ("kubeadm/join.yaml.j2", include_str!("../../templates/kubeadm/join.yaml.j2")),
+    ("kubeadm/node-registration.yaml.j2", include_str!("../../templates/kubeadm/node-registration.yaml.j2")),
+    ("kubeadm/worker-end-state.sh.j2", include_str!("../../templates/kubeadm/worker-end-state.sh.j2")),
 ];
 
 #[cfg(test)]

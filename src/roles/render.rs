@@ -109,6 +109,11 @@ fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'st
     env.add_filter("q", |value: String| -> Result<String, minijinja::Error> {
         crate::shell::quote(&value).map(|q| q.into_owned()).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
     });
+    // `{{ value | yaml }}` writes a value into YAML as a JSON scalar (a JSON string is a valid
+    // YAML double-quoted scalar), so a quote, a colon or a newline in an inventory value can
+    // never change the document's structure. Every value a template puts into YAML goes
+    // through it.
+    env.add_filter("yaml", yaml_scalar);
     for (name, text) in &roles.templates {
         if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
             // A broken template is reported when it is used, with its name.
@@ -116,6 +121,17 @@ fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'st
         }
     }
     env
+}
+
+fn yaml_scalar(state: &minijinja::State, value: Value) -> Result<String, minijinja::Error> {
+    if value.is_undefined() {
+        // The discovery pass renders without facts and only wants fact queries.
+        if state.undefined_behavior() != UndefinedBehavior::Strict {
+            return Ok("\"\"".into());
+        }
+        return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "`| yaml` of an undefined value"));
+    }
+    serde_json::to_string(&value).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
 }
 
 fn is_single_expression(s: &str) -> bool {
@@ -132,4 +148,22 @@ fn describe(e: minijinja::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_yaml_filter_keeps_hostile_values_inside_one_scalar() {
+        let roles = RoleSet { roles: vec![], templates: Default::default() };
+        let r = Renderer::new(&roles);
+        let ctx = to_value(serde_json::json!({ "name": "a\"b\nc: d\n- e # f", "n": 3, "none": null }));
+        let out = r.render_value(Pass::Final, &Json::String("x: {{ name | yaml }}\ny: {{ n | yaml }}\n".into()), &ctx).unwrap();
+        assert_eq!(out, Json::String("x: \"a\\\"b\\nc: d\\n- e # f\"\ny: 3\n".into()));
+        // Strict: an undefined value is an error, not an empty string in the config.
+        let err = r.render_value(Pass::Final, &Json::String("x: {{ missing | yaml }}".into()), &ctx).unwrap_err();
+        assert!(err.contains("undefined"), "{err}");
+        assert!(r.render_value(Pass::Discover, &Json::String("x: {{ missing | yaml }}".into()), &ctx).is_ok());
+    }
 }

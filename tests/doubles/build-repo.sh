@@ -15,7 +15,7 @@ mkdir -p "$cache"
 exec 8>"$cache/repo.lock"
 flock 8
 
-hash=$(cat "$here"/kube_double.py "$here"/kubelet.service "$here"/10-kubeadm.conf "$here"/build-repo.sh "$here"/manifests/* | sha256sum | cut -c1-12)
+hash=$(cat "$here"/kube_double.py "$here"/../../src/kube_fields.json "$here"/kubelet.service "$here"/10-kubeadm.conf "$here"/build-repo.sh "$here"/manifests/* | sha256sum | cut -c1-12)
 out="$cache/apt-repo-$hash"
 if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
 rm -rf "$out"; mkdir -p "$out"
@@ -34,6 +34,9 @@ build_k8s() { # tool version arch dest
   mkdir -p "$d/DEBIAN" "$d/usr/bin"
   sed "s/@VERSION@/v$ver/" "$here/kube_double.py" > "$d/usr/bin/$tool"
   chmod 0755 "$d/usr/bin/$tool"
+  # The field table of kubeadm's, the kubelet's and kube-proxy's config types
+  # (scripts/kube-fields.py), read by the kubeadm double's strict --config check.
+  [ "$tool" != kubeadm ] || install -D -m 0644 "$here/../../src/kube_fields.json" "$d/usr/share/kube-double/kube-fields.json"
   local extra=""
   if [ "$tool" = kubelet ]; then
     install -D -m 0644 "$here/kubelet.service" "$d/lib/systemd/system/kubelet.service"

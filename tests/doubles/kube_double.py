@@ -23,6 +23,8 @@ CNI_DAEMONSETS = {"calico-node", "kube-flannel-ds", "cilium", "weave-net", "cana
 
 
 def die(msg, code=1):
+    # What was printed comes first, as on a terminal (stdout to a pipe is block-buffered).
+    sys.stdout.flush()
     sys.stderr.write(msg.rstrip("\n") + "\n")
     sys.exit(code)
 
@@ -153,9 +155,27 @@ class Api(http.server.BaseHTTPRequestHandler):
                 return 403, {"error": 'cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "sha256:%s" are pinned' % s["ca_hash"]}
             if b.get("control_plane") and b.get("certificate_key") != s["certificate_key"]:
                 return 403, {"error": "error downloading certs: error decoding certificate key: the certificate key is wrong or has expired (upload-certs keeps it for 2 hours)"}
-            role = "control-plane" if b.get("control_plane") else ""
-            s["nodes"][b["node"]] = {"roles": role, "version": b.get("version", VERSION), "joined": now, "address": b.get("address", "")}
-            return 200, {"ca": s.get("ca_pem", ""), "endpoint": s["endpoint"]}
+            reply = {"ca": s.get("ca_pem", ""), "endpoint": s["endpoint"], "endpoint_explicit": s.get("endpoint_explicit", False)}
+            if b.get("check_only"):
+                return 200, reply
+            # The kubelet's registration (after its TLS bootstrap): roles come from
+            # mark-control-plane, labels and taints from the node's own registration.
+            s["nodes"][b["node"]] = {"roles": "", "version": b.get("version", VERSION), "joined": now, "address": b.get("address", ""),
+                                     "labels": b.get("labels", {}), "taints": b.get("taints", [])}
+            return 200, reply
+        if self.path == "/label":
+            n = s["nodes"].get(b.get("name"))
+            if n is None:
+                return 404, {"error": 'nodes "%s" not found' % b.get("name")}
+            n.setdefault("labels", {}).update(b.get("labels", {}))
+            if b.get("roles"):
+                n["roles"] = b["roles"]
+            return 200, {}
+        if self.path == "/etcd-member":
+            s.setdefault("etcd_members", [])
+            if b.get("name") not in s["etcd_members"]:
+                s["etcd_members"].append(b.get("name"))
+            return 200, {}
         if self.path == "/apply":
             for o in b.get("objects", []):
                 s["objects"] = [x for x in s["objects"] if (x["kind"], x["name"], x["namespace"]) != (o["kind"], o["name"], o["namespace"])]
@@ -245,8 +265,9 @@ def preflight(ignored, joining):
     if not mem_ok:
         errors.append(("SystemVerification", "missing required cgroups: memory"))
     if joining:
-        if os.path.exists(K8S + "/kubelet.conf"):
-            errors.append(("FileAvailable--etc-kubernetes-kubelet.conf", "/etc/kubernetes/kubelet.conf already exists"))
+        for f in ("kubelet.conf", "bootstrap-kubelet.conf", "pki/ca.crt"):
+            if os.path.exists(K8S + "/" + f):
+                errors.append(("FileAvailable--etc-kubernetes-" + f.replace("/", "-"), "%s/%s already exists" % (K8S, f)))
     else:
         if os.path.exists(K8S + "/manifests/kube-apiserver.yaml"):
             errors.append(("FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml", "/etc/kubernetes/manifests/kube-apiserver.yaml already exists"))
@@ -265,11 +286,6 @@ def preflight(ignored, joining):
             sys.stderr.write("\t[ERROR %s]: %s\n" % (name, msg))
         die("[preflight] If you know what you are doing, you can make a check non-fatal with `--ignore-preflight-errors=...`\n"
             "error execution phase preflight: [preflight] Some fatal errors occurred:")
-
-
-def yaml_field(text, key):
-    m = re.search(r"^\s*%s:\s*\"?([^\"\n]*)\"?\s*$" % re.escape(key), text, re.M)
-    return m.group(1).strip() if m else ""
 
 
 def parse_flags(args, flags_with_values):
@@ -319,6 +335,378 @@ def kubeconfig(server, user):
                base64.b64encode(secrets.token_bytes(32)).decode(), base64.b64encode(secrets.token_bytes(32)).decode()))
 
 
+# ---------------------------------------------------------------- configuration files (strict)
+#
+# kubeadm decodes its --config documents into its v1beta4 types and the kubelet's and
+# kube-proxy's config types. The real kubeadm only warns about a field those types do not
+# have and ignores it, which would hide a kprov bug; the double refuses it. The field sets
+# come from kube-fields.json, derived from the upstream types' json tags by
+# scripts/kube-fields.py. The double reads a YAML subset (block mappings and sequences,
+# plain, single- and double-quoted scalars, empty flow collections, comments): anything
+# else is refused too, so a document it cannot read never passes as valid.
+
+FIELDS_PATHS = ("/usr/share/kube-double/kube-fields.json", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "kube_fields.json"))
+DOUBLE_DIR = "/etc/kprov-double"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _strip_comment(line):
+    out, quote = [], None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote and not (quote == '"' and i > 0 and line[i - 1] == "\\"):
+                quote = None
+        elif ch in "\"'" and (i == 0 or line[i - 1] in " \t-:[{,"):
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            break
+        out.append(ch)
+    return "".join(out).rstrip()
+
+
+def _scalar(text, no):
+    t = text.strip()
+    if t.startswith('"'):
+        try:
+            v, end = json.JSONDecoder().raw_decode(t)
+        except ValueError as e:
+            raise ConfigError("line %d: cannot read the double-quoted scalar %s: %s" % (no, t, e))
+        if t[end:].strip():
+            raise ConfigError("line %d: text after a quoted scalar: %s" % (no, t))
+        return v
+    if t.startswith("'"):
+        if not t.endswith("'") or len(t) < 2:
+            raise ConfigError("line %d: unterminated single-quoted scalar" % no)
+        return t[1:-1].replace("''", "'")
+    if t in ("[]", "{}"):
+        return [] if t == "[]" else {}
+    if t[:1] in ("&", "*", "!", "|", ">", "[", "{", "@", "`", "%"):
+        raise ConfigError("line %d: the kubeadm double does not read %r (anchors, aliases, tags, block scalars and flow collections are outside its YAML subset)" % (no, t))
+    if t in ("true", "True", "TRUE"):
+        return True
+    if t in ("false", "False", "FALSE"):
+        return False
+    if t in ("null", "~", "Null", "NULL", ""):
+        return None
+    if re.match(r"^[-+]?\d+$", t):
+        return int(t)
+    if ": " in t or t.endswith(":"):
+        raise ConfigError("line %d: a mapping inside a scalar: %r" % (no, t))
+    return t
+
+
+def _split_key(text, no):
+    if text[:1] in "\"'":
+        q = text[0]
+        end = text.find(q, 1)
+        while q == '"' and end > 0 and text[end - 1] == "\\":
+            end = text.find(q, end + 1)
+        if end < 0 or text[end + 1:end + 2] != ":":
+            raise ConfigError("line %d: cannot read the key in %r" % (no, text))
+        return _scalar(text[:end + 1], no), text[end + 2:]
+    m = re.match(r"^([^\s:#][^:]*?):(\s+(.*))?$", text)
+    if not m:
+        raise ConfigError("line %d: expected `key: value`, found %r" % (no, text))
+    return m.group(1), (m.group(3) or "")
+
+
+def _is_item(text):
+    return text == "-" or text.startswith("- ")
+
+
+def _node(lines, i, ind):
+    if _is_item(lines[i][1]):
+        return _seq(lines, i, ind)
+    return _map(lines, i, ind)
+
+
+def _value_after(lines, i, ind):
+    """The block value of the key on line i (indented deeper, or a sequence at the same indent)."""
+    if i + 1 < len(lines) and (lines[i + 1][0] > ind or (lines[i + 1][0] == ind and _is_item(lines[i + 1][1]))):
+        return _node(lines, i + 1, lines[i + 1][0])
+    return None, i + 1
+
+
+def _map(lines, i, ind):
+    out = {}
+    while i < len(lines) and lines[i][0] == ind and not _is_item(lines[i][1]):
+        _, text, no = lines[i]
+        key, rest = _split_key(text, no)
+        if key in out:
+            raise ConfigError("line %d: key %r appears twice" % (no, key))
+        if rest.strip() == "":
+            out[key], i = _value_after(lines, i, ind)
+        else:
+            out[key] = _scalar(rest, no)
+            i += 1
+    if i < len(lines) and lines[i][0] > ind:
+        raise ConfigError("line %d: unexpected indentation" % lines[i][2])
+    return out, i
+
+
+def _seq(lines, i, ind):
+    out = []
+    while i < len(lines) and lines[i][0] == ind and _is_item(lines[i][1]):
+        _, text, no = lines[i]
+        rest = text[1:]
+        stripped = rest.lstrip(" ")
+        if stripped == "":
+            if i + 1 < len(lines) and lines[i + 1][0] > ind:
+                v, i = _node(lines, i + 1, lines[i + 1][0])
+            else:
+                v, i = None, i + 1
+        elif _is_item(stripped) or re.match(r"^(\"[^\"]*\"|'[^']*'|[^\s:#\"'][^:]*?):(\s|$)", stripped):
+            sub = ind + 1 + len(rest) - len(stripped)
+            lines[i] = (sub, stripped, no)
+            v, i = _node(lines, i, sub)
+        else:
+            v, i = _scalar(stripped, no), i + 1
+        out.append(v)
+    return out, i
+
+
+def parse_yaml_documents(text):
+    docs, cur = [], []
+    for no, raw in enumerate(text.split("\n"), 1):
+        if "\t" in raw[:len(raw) - len(raw.lstrip())]:
+            raise ConfigError("line %d: a tab in the indentation" % no)
+        if re.match(r"^---\s*$", raw):
+            docs.append(cur)
+            cur = []
+            continue
+        line = _strip_comment(raw)
+        if not line.strip():
+            continue
+        cur.append((len(line) - len(line.lstrip(" ")), line.strip(), no))
+    docs.append(cur)
+    out = []
+    for lines in docs:
+        if not lines:
+            continue
+        v, i = _node(lines, 0, lines[0][0])
+        if i != len(lines):
+            raise ConfigError("line %d: unexpected content" % lines[i][2])
+        out.append(v)
+    return out
+
+
+def field_table():
+    for p in FIELDS_PATHS:
+        try:
+            with open(p) as f:
+                return json.load(f)
+        except OSError:
+            continue
+    die("kubeadm double: kube-fields.json not found in %s" % " or ".join(FIELDS_PATHS))
+
+
+def _check_type(v, t, path, table, errors):
+    if v is None or t.startswith("external:"):
+        return
+    if t.startswith("[]"):
+        if not isinstance(v, list):
+            errors.append("%s: expected a list" % path)
+            return
+        for n, x in enumerate(v):
+            _check_type(x, t[2:], "%s[%d]" % (path, n), table, errors)
+    elif t == "scalar":
+        if isinstance(v, (dict, list)):
+            errors.append("%s: expected a scalar" % path)
+    elif t == "map":
+        if not isinstance(v, dict):
+            errors.append("%s: expected a mapping" % path)
+    else:
+        _check_struct(v, t, path + ".", table, errors)
+
+
+def _check_struct(obj, struct, prefix, table, errors):
+    fields = table["structs"][struct]
+    if not isinstance(obj, dict):
+        errors.append("%s: expected a mapping" % prefix.rstrip("."))
+        return
+    open_struct = any(k.startswith("(inline)") for k in fields)
+    for k, v in obj.items():
+        t = fields.get(k)
+        if t is None:
+            if not open_struct:
+                errors.append('unknown field "%s%s"' % (prefix, k))
+            continue
+        _check_type(v, t, prefix + k, table, errors)
+
+
+def read_config(path, allowed_kinds):
+    """The documents of a --config file by kind, after the strict field check."""
+    try:
+        text = open(path).read()
+    except OSError as e:
+        die("error: unable to read config from \"%s\": %s" % (path, e))
+    try:
+        docs = parse_yaml_documents(text)
+    except ConfigError as e:
+        die("error: unable to decode config from \"%s\": kubeadm double: %s" % (path, e))
+    table = field_table()
+    by_kind = {}
+    for doc in docs:
+        if not isinstance(doc, dict):
+            die("error: unable to decode config from \"%s\": a document is not a mapping" % path)
+        gv, kind = doc.get("apiVersion", ""), doc.get("kind", "")
+        struct = table["kinds"].get(gv, {}).get(kind)
+        if struct is None:
+            die("error: unable to decode config from \"%s\": no kind \"%s\" is registered for version \"%s\" (the double knows %s)"
+                % (path, kind, gv, ", ".join("%s %s" % (g, k) for g, ks in sorted(table["kinds"].items()) for k in sorted(ks))))
+        if kind not in allowed_kinds:
+            die("error: unable to decode config from \"%s\": kind %s is not allowed here (expected %s)" % (path, kind, ", ".join(allowed_kinds)))
+        if kind in by_kind:
+            die("error: unable to decode config from \"%s\": two %s documents" % (path, kind))
+        errors = []
+        _check_struct(doc, struct, "", table, errors)
+        if errors:
+            die("error: unable to decode config from \"%s\": strict decoding error: %s (%s, Kind=%s; the real kubeadm warns and ignores an unknown field, the double refuses it)"
+                % (path, "; ".join(errors), gv, kind))
+        by_kind[kind] = doc
+    return by_kind
+
+
+def dig(doc, *keys, default=None):
+    for k in keys:
+        if not isinstance(doc, dict) or k not in doc:
+            return default
+        doc = doc[k]
+    return doc
+
+
+def is_ip(s):
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in s else socket.AF_INET, s)
+        return True
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def cidr(s):
+    import ipaddress
+    try:
+        return ipaddress.ip_network(s, strict=False)
+    except ValueError:
+        return None
+
+
+def validate_api_endpoint(ep, path, errors):
+    addr = (ep or {}).get("advertiseAddress")
+    if addr is not None and not is_ip(str(addr)):
+        errors.append('%s.advertiseAddress: Invalid value: "%s": ip address is not valid' % (path, addr))
+    port = (ep or {}).get("bindPort")
+    if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+        errors.append('%s.bindPort: Invalid value: %r: must be a valid port number between 1 and 65535, inclusive' % (path, port))
+
+
+# The kubelet's rules for --node-labels and --register-with-taints (k8s.io/kubelet
+# IsKubeletLabel; apimachinery IsQualifiedName / IsValidLabelValue).
+KUBELET_LABELS = {"kubernetes.io/hostname", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
+                  "failure-domain.beta.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/region",
+                  "beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type", "kubernetes.io/os",
+                  "kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/arch"}
+KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def in_ns(ns, domain):
+    return ns == domain or ns.endswith("." + domain)
+
+
+def qualified_name_ok(key):
+    prefix, _, name = key.rpartition("/") if "/" in key else ("", "", key)
+    if "/" in key and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN_RE.match(prefix)):
+        return False
+    return len(name) <= 63 and bool(NAME_RE.match(name))
+
+
+def label_value_ok(v):
+    return v == "" or (len(v) <= 63 and bool(NAME_RE.match(v)))
+
+
+def node_labels_problem(value):
+    labels, unknown = {}, []
+    for part in (value or "").split(","):
+        if not part:
+            continue
+        k, eq, v = part.partition("=")
+        if not eq:
+            return 'invalid argument "%s" for "--node-labels" flag: %s must be formatted as key=value' % (value, part), {}
+        if not qualified_name_ok(k) or not label_value_ok(v):
+            return 'invalid node labels: invalid label %s=%s' % (k, v), {}
+        ns = k.split("/", 1)[0] if "/" in k else ""
+        if (in_ns(ns, "kubernetes.io") or in_ns(ns, "k8s.io")) and k not in KUBELET_LABELS and not any(in_ns(ns, d) for d in KUBELET_NAMESPACES):
+            unknown.append(k)
+        labels[k] = v
+    if unknown:
+        return ("unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: %s\n--node-labels in the 'kubernetes.io' namespace must begin with an allowed prefix (%s) or be in the specifically allowed set (%s)"
+                % (sorted(unknown), ", ".join(KUBELET_NAMESPACES), ", ".join(sorted(KUBELET_LABELS)))), {}
+    return None, labels
+
+
+def node_registration(nr, errors):
+    """name, the kubelet's labels and taints from nodeRegistration; errors as kubeadm/kubelet say them."""
+    nr = nr or {}
+    args = {}
+    for a in nr.get("kubeletExtraArgs") or []:
+        if not isinstance(a, dict) or "name" not in a:
+            errors.append("nodeRegistration.kubeletExtraArgs: an entry without a name")
+            continue
+        args[a["name"]] = str(a.get("value", ""))
+    taints = []
+    for n, t in enumerate(nr.get("taints") or []):
+        if not isinstance(t, dict):
+            errors.append("nodeRegistration.taints[%d]: expected a mapping" % n)
+            continue
+        extra = set(t) - {"key", "value", "effect", "timeAdded"}
+        if extra:
+            errors.append('unknown field "nodeRegistration.taints[%d].%s"' % (n, sorted(extra)[0]))
+        key, value, effect = str(t.get("key", "")), str(t.get("value", "") or ""), t.get("effect")
+        if not qualified_name_ok(key) or not label_value_ok(value):
+            errors.append('nodeRegistration.taints[%d]: Invalid value: "%s=%s": invalid taint' % (n, key, value))
+        if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            errors.append('nodeRegistration.taints[%d].effect: Unsupported value: "%s": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"' % (n, effect))
+        taints.append({"key": key, "value": value, "effect": effect})
+    return {"name": nr.get("name"), "node_labels": args.get("node-labels", ""), "taints": taints, "has_taints": "taints" in nr and nr.get("taints") is not None}
+
+
+def fail_validation(errors):
+    if errors:
+        die("\n".join(errors) + "\nTo see the stack trace of this error execute with --v=5 or higher")
+
+
+# ---------------------------------------------------------------- phases (and faults on request)
+#
+# A test makes a phase fail by writing its name to /etc/kprov-double/fail-phase on the node
+# (`init/wait-control-plane`, `join/kubelet-start`...; a bare name matches either command), and
+# pause by writing it to /etc/kprov-double/pause-phase: the double then creates
+# /etc/kprov-double/paused and waits (120 s at most) until /etc/kprov-double/continue exists.
+
+
+def marker(name):
+    try:
+        return open(os.path.join(DOUBLE_DIR, name)).read().strip()
+    except OSError:
+        return ""
+
+
+def phase(command, name):
+    fail, pause = marker("fail-phase"), marker("pause-phase")
+    if pause in (name, "%s/%s" % (command, name)):
+        write(os.path.join(DOUBLE_DIR, "paused"), "%s/%s\n" % (command, name))
+        deadline = time.time() + 120
+        while not os.path.exists(os.path.join(DOUBLE_DIR, "continue")) and time.time() < deadline:
+            time.sleep(0.2)
+    if fail in (name, "%s/%s" % (command, name)):
+        die("error execution phase %s: failed on request (the test double was told to fail here by %s/fail-phase)\n"
+            "To see the stack trace of this error execute with --v=5 or higher" % (name, DOUBLE_DIR))
+
+
 # ---------------------------------------------------------------- kubeadm
 
 def kubeadm(args):
@@ -358,64 +746,111 @@ def kubeadm(args):
 def kubeadm_init(args):
     opts, _ = parse_flags(args, {"config", "pod-network-cidr", "apiserver-advertise-address", "control-plane-endpoint",
                                  "kubernetes-version", "ignore-preflight-errors", "service-cidr", "node-name"})
-    cfg = ""
+    docs = {}
     if "config" in opts:
-        if any(k in opts for k in ("pod-network-cidr", "apiserver-advertise-address", "control-plane-endpoint", "kubernetes-version")):
+        if any(k in opts for k in ("pod-network-cidr", "apiserver-advertise-address", "control-plane-endpoint", "kubernetes-version", "service-cidr", "node-name")):
             die("error: can not mix '--config' with arguments [%s]" % ", ".join(k for k in opts if k not in ("config", "upload-certs", "ignore-preflight-errors")))
-        try:
-            cfg = open(opts["config"]).read()
-        except OSError as e:
-            die("error: unable to read config from \"%s\": %s" % (opts["config"], e))
+        docs = read_config(opts["config"], ("InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"))
+    init, cluster_cfg = docs.get("InitConfiguration", {}), docs.get("ClusterConfiguration", {})
+    kubelet_cfg = docs.get("KubeletConfiguration", {})
+    errors = []
+    validate_api_endpoint(init.get("localAPIEndpoint"), "localAPIEndpoint", errors)
+    reg = node_registration(init.get("nodeRegistration"), errors)
     ignored = set(x.strip() for x in str(opts.get("ignore-preflight-errors", "")).split(",") if x.strip())
-    advertise = opts.get("apiserver-advertise-address") or yaml_field(cfg, "advertiseAddress") or socket.gethostbyname(hostname())
-    endpoint = opts.get("control-plane-endpoint") or yaml_field(cfg, "controlPlaneEndpoint") or advertise
-    if ":" not in endpoint:
+    ignored |= set(dig(init, "nodeRegistration", "ignorePreflightErrors", default=[]) or [])
+    advertise = opts.get("apiserver-advertise-address") or dig(init, "localAPIEndpoint", "advertiseAddress") or socket.gethostbyname(hostname())
+    if "apiserver-advertise-address" in opts and not is_ip(advertise):
+        errors.append('localAPIEndpoint.advertiseAddress: Invalid value: "%s": ip address is not valid' % advertise)
+    explicit_endpoint = opts.get("control-plane-endpoint") or cluster_cfg.get("controlPlaneEndpoint") or ""
+    endpoint = explicit_endpoint or advertise
+    if ":" not in endpoint.rsplit("]", 1)[-1]:
         endpoint += ":6443"
-    version = opts.get("kubernetes-version") or yaml_field(cfg, "kubernetesVersion") or VERSION
+    version = str(opts.get("kubernetes-version") or cluster_cfg.get("kubernetesVersion") or VERSION)
+    pod_cidr = str(opts.get("pod-network-cidr") or dig(cluster_cfg, "networking", "podSubnet") or "")
+    svc_cidr = str(opts.get("service-cidr") or dig(cluster_cfg, "networking", "serviceSubnet") or "10.96.0.0/12")
+    for name, value in (("networking.podSubnet", pod_cidr), ("networking.serviceSubnet", svc_cidr)):
+        if value and cidr(value) is None:
+            errors.append('%s: Invalid value: "%s": couldn\'t parse subnet' % (name, value))
+    p, s = cidr(pod_cidr) if pod_cidr else None, cidr(svc_cidr)
+    if p is not None and s is not None and p.version == s.version and p.overlaps(s):
+        errors.append('networking.podSubnet: Invalid value: "%s": the pod subnet overlaps the service subnet "%s"' % (pod_cidr, svc_cidr))
+    fail_validation(errors)
     if not re.match(r"^v?\d+\.\d+\.\d+$", version):
         die("error: kubernetesVersion %r is not a valid version" % version)
     if version.lstrip("v").split(".")[:2] != VERSION.lstrip("v").split(".")[:2]:
         die("error execution phase preflight: this version of kubeadm only supports deploying clusters with the control plane version >= %s. Current version: %s" % (VERSION, version))
-    pod_cidr = opts.get("pod-network-cidr") or yaml_field(cfg, "podSubnet")
-    node = opts.get("node-name") or yaml_field(cfg, "name") or hostname()
+    node = opts.get("node-name") or reg["name"] or hostname()
     print("[init] Using Kubernetes version: %s" % version)
+    phase("init", "preflight")
     preflight(ignored, joining=False)
+    phase("init", "certs")
     ca = secrets.token_bytes(64)
     ca_pem = "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % base64.b64encode(ca).decode()
     ca_hash = hashlib.sha256(ca).hexdigest()
-    for f in ("ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client", "sa", "etcd/ca", "etcd/server", "etcd/peer", "etcd/healthcheck-client"):
+    for f in ("ca", "apiserver", "apiserver-kubelet-client", "front-proxy-ca", "front-proxy-client", "etcd/ca", "etcd/server", "etcd/peer", "etcd/healthcheck-client", "apiserver-etcd-client", "sa"):
         print('[certs] Generating "%s" certificate and key' % f)
         write(K8S + "/pki/%s.crt" % f, ca_pem if f == "ca" else "-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n" % base64.b64encode(secrets.token_bytes(48)).decode())
         write(K8S + "/pki/%s.key" % f, "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n" % base64.b64encode(secrets.token_bytes(48)).decode(), 0o600)
+    phase("init", "kubeconfig")
     server = "https://%s" % endpoint
     for name, user in (("admin.conf", "kubernetes-admin"), ("super-admin.conf", "kubernetes-super-admin"), ("kubelet.conf", "system:node:" + node),
                        ("controller-manager.conf", "system:kube-controller-manager"), ("scheduler.conf", "system:kube-scheduler")):
         print('[kubeconfig] Writing "%s" kubeconfig file' % name)
         write(K8S + "/" + name, kubeconfig(server if name != "kubelet.conf" else "https://%s:6443" % advertise, user), 0o600)
-    for m in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
-        write(K8S + "/manifests/%s.yaml" % m, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    command: [%s, --advertise-address=%s, --service-cluster-ip-range=%s, --cluster-cidr=%s]\n" % (m, m, m, advertise, yaml_field(cfg, "serviceSubnet") or "10.96.0.0/12", pod_cidr), 0o600)
-    write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: %s\n" % (yaml_field(cfg, "cgroupDriver") or "systemd"))
+    phase("init", "etcd")
+    os.makedirs("/var/lib/etcd", mode=0o700, exist_ok=True)
+    manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    command: [%s, --advertise-address=%s, --service-cluster-ip-range=%s, --cluster-cidr=%s]\n"
+    write(K8S + "/manifests/etcd.yaml", manifest % ("etcd", "etcd", "etcd", advertise, svc_cidr, pod_cidr), 0o600)
+    phase("init", "control-plane")
+    for m in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        write(K8S + "/manifests/%s.yaml" % m, manifest % (m, m, m, advertise, svc_cidr, pod_cidr), 0o600)
+    phase("init", "kubelet-start")
+    problem, labels = node_labels_problem(reg["node_labels"])
+    write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: %s\n" % (kubelet_cfg.get("cgroupDriver") or "systemd"))
     write_node_name(node)
-    token = "%s.%s" % (secrets.token_hex(3), secrets.token_hex(8))
-    cert_key = secrets.token_hex(32) if "upload-certs" in opts else ""
+    # The API's state ("etcd"): the node registers itself once the kubelet runs.
     os.makedirs(STATE_DIR, exist_ok=True)
     state = api_load()
-    os.makedirs("/var/lib/etcd", mode=0o700, exist_ok=True)
-    state.update({"tokens": {token: time.time() + 86400}, "ca_hash": ca_hash, "ca_pem": ca_pem, "certificate_key": cert_key,
-                  "endpoint": endpoint, "networked": False, "version": "v" + version.lstrip("v"), "revision": 1,
-                  "nodes": {node: {"roles": "control-plane", "version": version, "joined": time.time(), "address": advertise}}})
+    taints = reg["taints"] if reg["has_taints"] else [{"key": "node-role.kubernetes.io/control-plane", "value": "", "effect": "NoSchedule"}]
+    state.update({"tokens": {}, "ca_hash": ca_hash, "ca_pem": ca_pem, "certificate_key": "", "objects": [],
+                  "endpoint": endpoint, "endpoint_explicit": bool(explicit_endpoint), "networked": False,
+                  "version": "v" + version.lstrip("v"), "revision": 1,
+                  "nodes": {} if problem else {node: {"roles": "", "version": version, "joined": time.time(), "address": advertise,
+                                                      "labels": dict(labels, **{"kubernetes.io/hostname": node}), "taints": taints}}})
     write_json(API_STATE, state)
     write_json(CLUSTER, {"endpoint": endpoint, "ca_hash": ca_hash, "pod_cidr": pod_cidr, "version": version})
     print("[kubelet-start] Starting the kubelet")
     restart_kubelet()
+    phase("init", "wait-control-plane")
     print("[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory \"/etc/kubernetes/manifests\"")
+    if problem:
+        die("[kubelet-check] The kubelet is not running: %s\nerror execution phase wait-control-plane: couldn't initialize a Kubernetes cluster" % problem)
     if not wait_api("http://127.0.0.1:6443"):
         die("error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster: the API server did not come up (is the kubelet running?)")
+    base = "http://127.0.0.1:6443"
+    phase("init", "upload-config")
+    call(base, "POST", "/apply", {"objects": [{"kind": "ConfigMap", "name": "kubeadm-config", "namespace": "kube-system"},
+                                              {"kind": "ConfigMap", "name": "kubelet-config", "namespace": "kube-system"}]})
+    phase("init", "upload-certs")
+    cert_key = secrets.token_hex(32) if "upload-certs" in opts else ""
     if cert_key:
-        # As kubeadm's runUploadCerts (after wait-control-plane): the key alone on the next line.
+        call(base, "POST", "/certificate-key", {"key": cert_key})
+        # As kubeadm's runUploadCerts: the key alone on the line after its label.
         print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
         print("[upload-certs] Using certificate key:\n%s" % cert_key)
+    phase("init", "mark-control-plane")
+    call(base, "POST", "/label", {"name": node, "labels": {"node-role.kubernetes.io/control-plane": "", "node.kubernetes.io/exclude-from-external-load-balancers": ""}, "roles": "control-plane"})
+    phase("init", "bootstrap-token")
+    token = "%s.%s" % (secrets.token_hex(3), secrets.token_hex(8))
+    call(base, "POST", "/tokens", {"token": token, "ttl": 86400})
+    call(base, "POST", "/apply", {"objects": [{"kind": "ConfigMap", "name": "cluster-info", "namespace": "kube-public"}]})
     print("[bootstrap-token] Using token: %s" % token)
+    phase("init", "kubelet-finalize")
+    phase("init", "addon")
+    call(base, "POST", "/apply", {"objects": [{"kind": "Deployment", "name": "coredns", "namespace": "kube-system"},
+                                              {"kind": "DaemonSet", "name": "kube-proxy", "namespace": "kube-system"}]})
+    print("[addons] Applied essential addon: CoreDNS\n[addons] Applied essential addon: kube-proxy")
+    phase("init", "show-join-command")
     print("\nYour Kubernetes control-plane has initialized successfully!\n")
     print("To start using your cluster, you need to run the following as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n")
     if cert_key:
@@ -428,33 +863,94 @@ def kubeadm_init(args):
 def kubeadm_join(args):
     opts, rest = parse_flags(args, {"token", "discovery-token-ca-cert-hash", "certificate-key", "apiserver-advertise-address",
                                     "ignore-preflight-errors", "config", "node-name"})
-    if not rest:
-        die("error execution phase preflight: discovery: Invalid value: \"\": bootstrapToken or file must be set")
-    endpoint = rest[0]
-    token, ca_hash = opts.get("token", ""), opts.get("discovery-token-ca-cert-hash", "")
+    errors = []
+    if "config" in opts:
+        mixed = [k for k in opts if k not in ("config", "ignore-preflight-errors", "v")] + rest
+        if mixed:
+            die("error: can not mix '--config' with arguments %s" % mixed)
+        cfg = read_config(opts["config"], ("JoinConfiguration",)).get("JoinConfiguration")
+        if cfg is None:
+            die("error: no JoinConfiguration found in %s" % opts["config"])
+        bt = dig(cfg, "discovery", "bootstrapToken", default={}) or {}
+        endpoint, token = str(bt.get("apiServerEndpoint") or ""), str(bt.get("token") or "")
+        hashes = bt.get("caCertHashes") or []
+        ca_hash = str(hashes[0]) if hashes else ""
+        cp_cfg = cfg.get("controlPlane")
+        cp = cp_cfg is not None
+        cert_key = str((cp_cfg or {}).get("certificateKey") or "")
+        if cp:
+            validate_api_endpoint((cp_cfg or {}).get("localAPIEndpoint"), "controlPlane.localAPIEndpoint", errors)
+        advertise = str(dig(cp_cfg or {}, "localAPIEndpoint", "advertiseAddress", default="") or "")
+        reg = node_registration(cfg.get("nodeRegistration"), errors)
+        ignored = set(dig(cfg, "nodeRegistration", "ignorePreflightErrors", default=[]) or [])
+        if not endpoint:
+            errors.append('discovery.bootstrapToken.apiServerEndpoint: Invalid value: "": discovery.bootstrapToken.apiServerEndpoint must be set')
+        if not hashes and not bt.get("unsafeSkipCAVerification"):
+            errors.append("discovery.bootstrapToken.caCertHashes: Invalid value: []: using token-based discovery without caCertHashes can be unsafe")
+    else:
+        if not rest:
+            die("error execution phase preflight: discovery: Invalid value: \"\": bootstrapToken or file must be set")
+        endpoint, token, ca_hash = rest[0], opts.get("token", ""), opts.get("discovery-token-ca-cert-hash", "")
+        cp, cert_key, advertise = "control-plane" in opts, opts.get("certificate-key", ""), opts.get("apiserver-advertise-address", "")
+        if cp and advertise and not is_ip(advertise):
+            errors.append('controlPlane.localAPIEndpoint.advertiseAddress: Invalid value: "%s": ip address is not valid' % advertise)
+        reg = {"name": opts.get("node-name"), "node_labels": "", "taints": [], "has_taints": False}
+        ignored = set()
+    ignored |= set(x.strip() for x in str(opts.get("ignore-preflight-errors", "")).split(",") if x.strip())
     if not re.match(r"^[a-z0-9]{6}\.[a-z0-9]{16}$", token):
-        die("error execution phase preflight: discovery.bootstrapToken.token: Invalid value: the bootstrap token is invalid")
-    ignored = set(x.strip() for x in str(opts.get("ignore-preflight-errors", "")).split(",") if x.strip())
+        errors.append("discovery.bootstrapToken.token: Invalid value: the bootstrap token is invalid")
+    fail_validation(errors)
+    node = reg["name"] or hostname()
+    phase("join", "preflight")
     preflight(ignored, joining=True)
-    node = opts.get("node-name") or hostname()
-    cp = "control-plane" in opts
-    if cp and not opts.get("certificate-key"):
+    if cp and not cert_key:
         die("error execution phase control-plane-prepare/download-certs: the certificate key is required to join a control-plane node")
-    code, out = call("http://" + endpoint, "POST", "/join", {"token": token, "ca_hash": ca_hash, "node": node, "control_plane": cp,
-                                                             "certificate_key": opts.get("certificate-key", ""), "version": VERSION,
-                                                             "address": opts.get("apiserver-advertise-address", "")})
+    base = "http://" + endpoint
+    check = {"token": token, "ca_hash": ca_hash, "node": node, "control_plane": cp, "certificate_key": cert_key, "check_only": True}
+    code, out = call(base, "POST", "/join", check)
     if code != 200:
         die("error execution phase preflight: %s\nTo see the stack trace of this error execute with --v=5 or higher" % out.get("error"))
-    write(K8S + "/pki/ca.crt", out.get("ca", ""))
-    write(K8S + "/kubelet.conf", kubeconfig("https://" + endpoint, "system:node:" + node), 0o600)
+    if cp and not out.get("endpoint_explicit"):
+        die("error execution phase preflight: \nOne or more conditions for hosting a new control plane instance is not satisfied.\n\n"
+            "unable to add a new control plane instance to a cluster that doesn't have a stable controlPlaneEndpoint address\n\n"
+            "Please ensure that:\n* The cluster has a stable controlPlaneEndpoint address.\n* The certificates that must be shared among control plane instances are provided.\n")
+    if cp:
+        phase("join", "control-plane-prepare")
+        write(K8S + "/pki/ca.crt", out.get("ca", ""))
+        write(K8S + "/pki/ca.key", "-----BEGIN PRIVATE KEY-----\n%s\n-----END PRIVATE KEY-----\n" % base64.b64encode(secrets.token_bytes(48)).decode(), 0o600)
+        for name, user in (("admin.conf", "kubernetes-admin"), ("controller-manager.conf", "system:kube-controller-manager"), ("scheduler.conf", "system:kube-scheduler")):
+            write(K8S + "/" + name, kubeconfig("https://" + endpoint, user), 0o600)
+        for m in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            write(K8S + "/manifests/%s.yaml" % m, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\n" % m, 0o600)
+        phase("join", "check-etcd")
+    phase("join", "kubelet-start")
+    problem, labels = node_labels_problem(reg["node_labels"])
+    if not cp:
+        write(K8S + "/pki/ca.crt", out.get("ca", ""))
+    write(K8S + "/bootstrap-kubelet.conf", kubeconfig("https://" + endpoint, "tls-bootstrap-token-user"), 0o600)
     write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n")
     write_node_name(node)
-    if cp:
-        write(K8S + "/admin.conf", kubeconfig("https://" + endpoint, "kubernetes-admin"), 0o600)
-        write(K8S + "/manifests/etcd.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n", 0o600)
-        os.makedirs("/var/lib/etcd", mode=0o700, exist_ok=True)
     print("[kubelet-start] Starting the kubelet")
     restart_kubelet()
+    if problem:
+        die("[kubelet-check] The kubelet is not running: %s\nerror execution phase kubelet-start: timed out waiting for the condition" % problem)
+    print("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
+    taints = reg["taints"] if reg["has_taints"] else ([{"key": "node-role.kubernetes.io/control-plane", "value": "", "effect": "NoSchedule"}] if cp else [])
+    code, out = call(base, "POST", "/join", {"token": token, "ca_hash": ca_hash, "node": node, "control_plane": cp, "certificate_key": cert_key,
+                                             "version": VERSION, "address": advertise, "labels": dict(labels, **{"kubernetes.io/hostname": node}),
+                                             "taints": taints})
+    if code != 200:
+        die("error execution phase kubelet-start: %s" % out.get("error"))
+    write(K8S + "/kubelet.conf", kubeconfig("https://" + endpoint, "system:node:" + node), 0o600)
+    os.remove(K8S + "/bootstrap-kubelet.conf")
+    if cp:
+        phase("join", "etcd-join")
+        os.makedirs("/var/lib/etcd", mode=0o700, exist_ok=True)
+        call(base, "POST", "/etcd-member", {"name": node})
+        write(K8S + "/manifests/etcd.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\n", 0o600)
+        phase("join", "control-plane-join")
+        call(base, "POST", "/label", {"name": node, "labels": {"node-role.kubernetes.io/control-plane": "", "node.kubernetes.io/exclude-from-external-load-balancers": ""}, "roles": "control-plane"})
+        phase("join", "wait-control-plane")
     print("\nThis node has joined the cluster%s:" % (" and a new control plane instance was created" if cp else ""))
     print("* Certificate signing request was sent to apiserver and a response was received.")
     print("* The Kubelet was informed of the new secure connection details.\n")
@@ -586,7 +1082,7 @@ def kubeadm_reset(args):
     subprocess.run(["systemctl", "stop", "kubelet"], check=False)
     for p in (K8S + "/manifests", K8S + "/pki", "/var/lib/kubelet", "/var/lib/etcd", STATE_DIR):
         shutil.rmtree(p, ignore_errors=True)
-    for f in ("admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf"):
+    for f in ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf", "controller-manager.conf", "scheduler.conf"):
         try:
             os.remove(K8S + "/" + f)
         except OSError:
@@ -698,7 +1194,8 @@ def kubectl(args):
                 die('Error from server (NotFound): nodes "%s" not found' % what[1])
         out = opts.get("o") or opts.get("output")
         if out == "json":
-            items = [{"metadata": {"name": n["name"]}, "spec": {"unschedulable": n.get("unschedulable", False)},
+            items = [{"metadata": {"name": n["name"], "labels": n.get("labels", {})},
+                      "spec": dict({"unschedulable": n.get("unschedulable", False)}, **({"taints": n["taints"]} if n.get("taints") else {})),
                       "status": {"conditions": [{"type": "Ready", "status": "True" if n["ready"] else "False"}],
                                  "nodeInfo": {"kubeletVersion": n["version"]}}} for n in nodes]
             print(json.dumps({"kind": "List", "items": items}, indent=2))
