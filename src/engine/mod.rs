@@ -3,6 +3,7 @@
 //! [`crate::apply::Remote`], so the same code runs over SSH and, in tests, over a local shell.
 
 pub mod context;
+pub mod pins;
 pub mod saved;
 
 use std::sync::Arc;
@@ -162,5 +163,7 @@ impl Engine {
 
 #[cfg(test)]
 mod plan_snapshots;
+#[cfg(test)]
+mod supply_tests;
 #[cfg(test)]
 mod tests;

@@ -107,6 +107,7 @@ pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
         kubernetes_apt_key: None,
         docker_apt: context::DEFAULT_DOCKER_APT.into(),
         cni_manifest: None,
+        ..MirrorValues::default()
     };
     let contexts = context::build(&cluster, &hosts, &mirrors, None);
     let infos = hosts

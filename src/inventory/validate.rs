@@ -42,6 +42,7 @@ pub struct Cluster {
     pub service_cidr: IpNet,
     pub cni: String,
     pub cni_manifest: Option<String>,
+    pub cni_manifest_sha256: Option<String>,
     pub control_plane_endpoint: Option<String>,
     pub advertise_address: Option<String>,
     pub container_runtime: String,
@@ -248,6 +249,7 @@ impl Validator {
         let hosts = self.hosts(f);
         let cluster = self.cluster(f, &hosts);
         self.ssh_secrets(&f.ssh);
+        self.diags.extend(super::trust::validate(f));
         Some(Inventory { name: name.to_string(), source: src.clone(), cluster: cluster?, hosts: hosts?, mirrors: f.mirrors.clone() })
     }
 
@@ -556,7 +558,8 @@ impl Validator {
             pod_cidr: pod?,
             service_cidr: svc?,
             cni,
-            cni_manifest: c.cni_manifest.clone(),
+            cni_manifest: c.cni_manifest.as_ref().map(|m| m.value.clone()),
+            cni_manifest_sha256: c.cni_manifest_sha256.as_ref().map(|d| d.value.clone()),
             control_plane_endpoint: c.control_plane_endpoint.as_ref().map(|e| {
                 if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) {
                     e.value.clone()
