@@ -56,7 +56,8 @@ fn a_mirror_key_is_installed_only_with_its_pinned_fingerprint() {
     assert!(text(&swapped).contains("not pinned"), "{}", text(&swapped));
     let apply = k.run(&["apply", p(&inv), "--tags", "packages"]);
     assert_eq!(code(&apply), 0, "{}", text(&apply));
-    let listed = set.sh(0, &format!("gpg --no-options --with-colons --show-keys {KEYRING} | grep ^fpr | head -1"));
+    let listed = set
+        .sh(0, &format!("export GNUPGHOME=$(mktemp -d); gpg --batch --no-options --with-colons --show-keys {KEYRING} 2>&1; rm -rf \"$GNUPGHOME\""));
     assert!(listed.contains(&repo.fingerprint), "{listed}");
 }
 
