@@ -73,17 +73,19 @@ const MIN_REDACTED_LEN: usize = 4;
 ///
 /// Certificate keys are 32-byte AES keys printed as 64 hex digits: after `--certificate-key`,
 /// and alone on the line after `[upload-certs] Using certificate key:` (kubeadm's
-/// `runUploadCerts`). Any bare run of 64 hex digits is taken out, so the key goes whatever
-/// line it is on; a SHA-256 (the CA hash) goes too, which costs nothing.
+/// `runUploadCerts`); both places are redacted. A bare run of 64 hex digits elsewhere is left:
+/// it is usually a SHA-256 the user must see (a manifest digest that did not match). Output of
+/// a `sensitive` step, where a key could stand anywhere, goes through [`redact_sensitive`],
+/// which takes out every long hex run.
 pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a Secret>) -> String {
     use std::sync::OnceLock;
     static PATTERNS: OnceLock<[regex::Regex; 3]> = OnceLock::new();
-    let [token, cert_key, hex64] = PATTERNS.get_or_init(|| {
+    let [token, cert_key, key_line] = PATTERNS.get_or_init(|| {
         [
             // kubeadm bootstrap token: [a-z0-9]{6}.[a-z0-9]{16}
             regex::Regex::new(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b").expect("valid"),
             regex::Regex::new(r"(--certificate-key[ =]+)[0-9a-fA-F]{64}").expect("valid"),
-            regex::Regex::new(r"\b[0-9a-fA-F]{64}\b").expect("valid"),
+            regex::Regex::new(r"(Using certificate key:[ \t]*\r?\n[ \t]*)[0-9a-fA-F]{64}\b").expect("valid"),
         ]
     });
     let mut out = text.to_string();
@@ -103,7 +105,7 @@ pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a Secret>) -> 
     }
     let out = token.replace_all(&out, REDACTED);
     let out = cert_key.replace_all(&out, format!("${{1}}{REDACTED}"));
-    hex64.replace_all(&out, REDACTED).into_owned()
+    key_line.replace_all(&out, format!("${{1}}{REDACTED}")).into_owned()
 }
 
 /// [`redact`], and more, for the output of a step marked `sensitive` (kubeadm init and join):
@@ -154,6 +156,16 @@ mod tests {
             assert!(out.contains("[upload-certs] Using certificate key:\n<redacted>\n"), "{out}");
             assert!(out.contains("error execution phase mark-control-plane: timed out"), "the host's words stay: {out}");
         }
+    }
+
+    #[test]
+    fn a_digest_in_ordinary_output_stays_visible() {
+        // A manifest that fails its check says both digests; the user must see them.
+        let want = "16c3a34dc6e073fc5faf439edf50c3e96a72480a8fcf2e5b7f09bc2f7c2b794c";
+        let got = "0f3c2a1b9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b";
+        let text = format!("manifest: expected sha256 {want}, got {got}; nothing applied\n");
+        assert_eq!(redact(&text, []), text);
+        assert!(!redact_sensitive(&text, []).contains(got));
     }
 
     #[test]

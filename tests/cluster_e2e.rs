@@ -18,8 +18,9 @@ fn ubuntu_control_plane_and_debian_workers_from_empty_to_ready() {
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
     let cluster = format!(
-        "  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n  smoke_test: true\n  fetch_admin_conf: ./kube/admin.conf\n",
-        repo.manifest("kube-flannel.yml")
+        "  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n  smoke_test: true\n  fetch_admin_conf: ./kube/admin.conf\n",
+        repo.manifest("kube-flannel.yml"),
+        repo.manifest_sha256("kube-flannel.yml")
     );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker")], &cluster, &repo.mirrors_yaml());
     let inv = p(&inv);
@@ -99,9 +100,10 @@ fn ha_three_control_planes_and_a_worker() {
     let k = Kprov::new();
     let cluster = |version: &str| {
         format!(
-            "  kubernetes_version: \"{version}\"\n  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n",
+            "  kubernetes_version: \"{version}\"\n  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
             set.node(0).ip,
-            repo.manifest("calico.yaml")
+            repo.manifest("calico.yaml"),
+            repo.manifest_sha256("calico.yaml")
         )
     };
     let roles = [(0, "control-plane"), (1, "control-plane"), (2, "control-plane"), (3, "worker")];
@@ -202,7 +204,11 @@ fn a_wrong_join_token_fails_clearly_and_stays_secret() {
         "name: join-command\nhosts: first-control-plane\nafter: [control-plane-init]\nresources:\n  - name: join-command\n    capture:\n      name: join_command\n      run: kubeadm token create --print-join-command | sed 's/--token [^ ]*/--token zzzzzz.0123456789abcdef/'\n",
     )
     .unwrap();
-    let cluster = format!("  cni: weave\n  cni_manifest: {}\n", repo.manifest("weave-daemonset-k8s.yaml"));
+    let cluster = format!(
+        "  cni: weave\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        repo.manifest("weave-daemonset-k8s.yaml"),
+        repo.manifest_sha256("weave-daemonset-k8s.yaml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], &cluster, &repo.mirrors_yaml());
     let apply = k.run(&["apply", p(&inv), "--roles", p(&roles)]);
     assert_eq!(code(&apply), 1, "{}", text(&apply));
@@ -225,8 +231,9 @@ fn raspberry_pi_homelab_with_the_cgroup_reboot() {
     assert_eq!(set.sh(0, "systemctl is-enabled dphys-swapfile").trim(), "enabled");
     let k = Kprov::new();
     let cluster = format!(
-        "  kubernetes_version: \"1.34\"\n  pod_cidr: 10.10.0.0/16\n  cni: weave\n  cni_manifest: {}\n",
-        repo.manifest("weave-daemonset-k8s.yaml")
+        "  kubernetes_version: \"1.34\"\n  pod_cidr: 10.10.0.0/16\n  cni: weave\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        repo.manifest("weave-daemonset-k8s.yaml"),
+        repo.manifest_sha256("weave-daemonset-k8s.yaml")
     );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker"), (3, "worker")], &cluster, &repo.mirrors_yaml());
     let plan = k.run(&["plan", p(&inv)]);

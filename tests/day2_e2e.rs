@@ -100,7 +100,11 @@ fn a_host_added_to_the_inventory_joins_then_remove_node_and_reset_take_the_clust
     let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian]);
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
-    let cluster = format!("  name: homelab\n  cni: flannel\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let cluster = format!(
+        "  name: homelab\n  cni: flannel\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        repo.manifest("kube-flannel.yml"),
+        repo.manifest_sha256("kube-flannel.yml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], &cluster, &repo.mirrors_yaml());
     let inv = p(&inv).to_string();
     let inv = inv.as_str();
@@ -214,7 +218,11 @@ fn backup_saves_etcd_and_upgrade_moves_the_cluster_one_minor_in_kubeadms_order()
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
     let cluster = |version: &str| {
-        format!("  name: homelab\n  kubernetes_version: \"{version}\"\n  cni: flannel\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"))
+        format!(
+            "  name: homelab\n  kubernetes_version: \"{version}\"\n  cni: flannel\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+            repo.manifest("kube-flannel.yml"),
+            repo.manifest_sha256("kube-flannel.yml")
+        )
     };
     let roles = [(0, "control-plane"), (1, "worker"), (2, "worker")];
     let inv = k.inventory(&set, "root", &roles, &cluster("1.33"), &repo.mirrors_yaml());

@@ -135,6 +135,9 @@ enum FixtureFile {
     Present {
         #[serde(default)]
         content: String,
+        /// Binary content (a keyring), base64; replaces `content`.
+        #[serde(default)]
+        content_base64: Option<String>,
         #[serde(default = "mode_644")]
         mode: String,
         #[serde(default = "root")]
@@ -221,17 +224,26 @@ impl FixtureFacts {
                     assert_eq!(w, "absent", "{name}: file {path}: write `absent` or a mapping");
                     FileFact::default()
                 }
-                FixtureFile::Present { content, mode, owner, group, file_type } => FileFact {
-                    exists: true,
-                    mode: u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-                        .unwrap_or_else(|_| panic!("{name}: file {path}: mode {mode} is not octal")),
-                    size: content.len() as u64,
-                    sha256: hex(&Sha256::digest(content.as_bytes())),
-                    content: Some(content.into_bytes()),
-                    owner,
-                    group,
-                    file_type,
-                },
+                FixtureFile::Present { content, content_base64, mode, owner, group, file_type } => {
+                    use base64::Engine as _;
+                    let content = match content_base64 {
+                        Some(b) => base64::engine::general_purpose::STANDARD
+                            .decode(b.trim())
+                            .unwrap_or_else(|e| panic!("{name}: file {path}: content_base64: {e}")),
+                        None => content.into_bytes(),
+                    };
+                    FileFact {
+                        exists: true,
+                        mode: u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+                            .unwrap_or_else(|_| panic!("{name}: file {path}: mode {mode} is not octal")),
+                        size: content.len() as u64,
+                        sha256: hex(&Sha256::digest(&content)),
+                        content: Some(content),
+                        owner,
+                        group,
+                        file_type,
+                    }
+                }
             };
             facts.insert(FactQuery::File { path }, FactValue::File(fact));
         }

@@ -55,21 +55,37 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
             ssh_user: h.ssh.user.clone(),
         })
         .collect();
-    // A local manifest file is read here and shipped inside the script; a URL is fetched by
-    // the control plane.
+    // A local manifest file is read here and shipped inside the script (kprov hashes it, and
+    // checks the inventory's digest if it gives one); a URL is fetched by the control plane.
     let (cni_manifest, local) = match &inv.cluster.cni_manifest {
         Some(m) if !m.contains("://") => {
             let path = crate::inventory::expand_home(m);
             let bytes = std::fs::read(&path).map_err(|e| miette::miette!("cannot read cluster.cni_manifest {}: {e}", path.display()))?;
+            let got = crate::digest::sha256_hex(&bytes);
+            if let Some(want) = inv.cluster.cni_manifest_sha256.as_deref().and_then(crate::digest::normalize_sha256)
+                && want != got
+            {
+                return Err(miette::miette!(
+                    help = "the file is not the one you reviewed: compare it, then update cluster.cni_manifest_sha256",
+                    "cluster.cni_manifest {}: expected sha256 {want}, the file has {got}",
+                    path.display()
+                ));
+            }
             (Some(m.clone()), Some(bytes))
         }
         other => (other.clone(), None),
     };
+    let value = |s: &Option<serde_saphyr::Spanned<String>>| s.as_ref().map(|s| s.value.clone());
     let mirrors = MirrorValues {
-        kubernetes_apt: inv.mirrors.kubernetes_apt.clone().unwrap_or_else(|| context::DEFAULT_KUBERNETES_APT.into()),
-        kubernetes_apt_key: inv.mirrors.kubernetes_apt_key.clone(),
-        docker_apt: inv.mirrors.docker_apt.clone().unwrap_or_else(|| context::DEFAULT_DOCKER_APT.into()),
+        kubernetes_apt: value(&inv.mirrors.kubernetes_apt).unwrap_or_else(|| context::DEFAULT_KUBERNETES_APT.into()),
+        kubernetes_apt_key: value(&inv.mirrors.kubernetes_apt_key),
+        docker_apt: value(&inv.mirrors.docker_apt).unwrap_or_else(|| context::DEFAULT_DOCKER_APT.into()),
         cni_manifest,
+        kubernetes_apt_key_fingerprint: value(&inv.mirrors.kubernetes_apt_key_fingerprint),
+        docker_apt_key_fingerprint: value(&inv.mirrors.docker_apt_key_fingerprint),
+        insecure_skip_key_fingerprint: inv.mirrors.insecure_skip_key_fingerprint.as_ref().is_some_and(|s| s.value),
+        cni_manifest_sha256: inv.cluster.cni_manifest_sha256.clone(),
+        helm: inv.mirrors.helm.clone(),
     };
     let contexts = context::build(&cluster, &hosts, &mirrors, local.as_deref());
     let infos = inv.hosts.iter().map(|h| HostInfo { name: h.name.clone(), control_plane: h.is_control_plane(), worker: h.is_worker() }).collect();

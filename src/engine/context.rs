@@ -7,8 +7,12 @@
 //!   package_version (apt glob, "1.34.*"), pod_cidr, service_cidr, cni, control_plane_endpoint,
 //!   advertise_address;
 //! - `cni`: namespace and daemonset of the chosen CNI, default_cidr its manifest hard-codes,
+//!   sha256 the downloaded manifest must have, builtin (kprov's pinned manifest), version,
+//!   image (kube-router's pinned image), helm (Cilium: version, arch.{amd64,arm64}.{url,sha256}),
 //!   local_manifest (base64) when the inventory names a local file;
-//! - `mirrors`: kubernetes_apt, kubernetes_apt_key, docker_apt, cni_manifest (resolved URLs);
+//! - `mirrors`: kubernetes_apt, kubernetes_apt_key, docker_apt, cni_manifest (resolved URLs),
+//!   kubernetes_apt_key_fingerprints, docker_apt_key_fingerprints (empty, with *_unverified
+//!   true, only for a mirror whose check the operator skipped);
 //! - `host`: name, address (where kprov connects), internal_address (the node's IP in the
 //!   cluster: kubelet's node IP; the empty string for a worker reached by DNS name without one,
 //!   whose kubelet picks its own), roles, labels, node_labels (the labels as the kubelet's
@@ -68,7 +72,7 @@ pub struct TaintValues {
 /// taints: a control plane with inventory taints keeps it through kprov.
 pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MirrorValues {
     /// May hold `{minor}`, replaced by "v1.34".
     pub kubernetes_apt: String,
@@ -77,74 +81,18 @@ pub struct MirrorValues {
     pub docker_apt: String,
     /// Overrides the pinned manifest URL of the CNI.
     pub cni_manifest: Option<String>,
+    /// What kprov trusts instead of its pins (see `pins`): the Kubernetes and Docker key
+    /// fingerprints of a mirror, the digest of `cni_manifest` (for a local file, its own).
+    pub kubernetes_apt_key_fingerprint: Option<String>,
+    pub docker_apt_key_fingerprint: Option<String>,
+    /// Keys are installed without a fingerprint check; every plan says so.
+    pub insecure_skip_key_fingerprint: bool,
+    pub cni_manifest_sha256: Option<String>,
+    /// Base URL of the Helm release archives (Cilium); the pinned digests apply.
+    pub helm: Option<String>,
 }
 
-/// The CNI manifests kprov applies, pinned, and what it needs to know about each.
-pub struct CniInfo {
-    pub name: &'static str,
-    pub url: &'static str,
-    pub namespace: &'static str,
-    pub daemonset: &'static str,
-    /// The pod network the manifest hard-codes, replaced by the cluster's.
-    pub default_cidr: Option<&'static str>,
-    /// Archived or otherwise discouraged upstream.
-    pub warning: Option<&'static str>,
-}
-
-pub const CNIS: &[CniInfo] = &[
-    CniInfo {
-        name: "calico",
-        url: "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml",
-        namespace: "kube-system",
-        daemonset: "calico-node",
-        default_cidr: None,
-        warning: None,
-    },
-    CniInfo {
-        name: "flannel",
-        url: "https://github.com/flannel-io/flannel/releases/download/v0.27.4/kube-flannel.yml",
-        namespace: "kube-flannel",
-        daemonset: "kube-flannel-ds",
-        default_cidr: Some("10.244.0.0/16"),
-        warning: None,
-    },
-    CniInfo {
-        name: "cilium",
-        url: "https://raw.githubusercontent.com/cilium/cilium/v1.18.2/install/kubernetes/quick-install.yaml",
-        namespace: "kube-system",
-        daemonset: "cilium",
-        default_cidr: Some("10.0.0.0/8"),
-        warning: None,
-    },
-    CniInfo {
-        name: "weave",
-        url: "https://github.com/weaveworks/weave/releases/download/v2.8.1/weave-daemonset-k8s.yaml",
-        namespace: "kube-system",
-        daemonset: "weave-net",
-        default_cidr: None,
-        warning: Some("Weave Net is archived upstream (no releases since 2.8.1, 2021); prefer calico or flannel for new clusters"),
-    },
-    CniInfo {
-        name: "canal",
-        url: "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/canal.yaml",
-        namespace: "kube-system",
-        daemonset: "canal",
-        default_cidr: Some("10.244.0.0/16"),
-        warning: None,
-    },
-    CniInfo {
-        name: "kube-router",
-        url: "https://raw.githubusercontent.com/cloudnativelabs/kube-router/v2.6.1/daemonset/kubeadm-kuberouter.yaml",
-        namespace: "kube-system",
-        daemonset: "kube-router",
-        default_cidr: None,
-        warning: None,
-    },
-];
-
-pub fn cni(name: &str) -> Option<&'static CniInfo> {
-    CNIS.iter().find(|c| c.name == name)
-}
+pub use super::pins::{CNIS, CniInfo, cni};
 
 pub const DEFAULT_KUBERNETES_APT: &str = "https://pkgs.k8s.io/core:/stable:/{minor}/deb/";
 pub const DEFAULT_DOCKER_APT: &str = "https://download.docker.com/linux";
@@ -181,6 +129,57 @@ pub fn package_version(minor: &str, patch: Option<&str>) -> String {
     }
 }
 
+/// The fingerprints a repository key must have: the inventory's, else none when the operator
+/// skips the check for a mirror of their own, else kprov's pins (the built-in URL is always
+/// checked against its pin).
+fn key_fingerprints(configured: Option<&str>, skipped: bool, pinned: &[&str]) -> Vec<String> {
+    match configured {
+        Some(f) => vec![super::pins::normalize_fingerprint(f).unwrap_or_else(|| f.to_string())],
+        None if skipped => vec![],
+        None => pinned.iter().map(|f| f.to_string()).collect(),
+    }
+}
+
+/// The CNI's trust values: the SHA-256 the downloaded manifest must have (the inventory's for
+/// its own manifest, the digest of a local file, else the pin), whether it is the built-in
+/// manifest (its patches must apply exactly), and for Cilium the Helm archive per architecture.
+fn supply_values(cni: &mut Json, info: Option<&CniInfo>, mirrors: &MirrorValues, local: Option<&[u8]>, pod_cidr: &str) {
+    let own = mirrors.cni_manifest.is_some();
+    let sha256 = match (local, &mirrors.cni_manifest_sha256) {
+        (Some(bytes), _) => crate::digest::sha256_hex(bytes),
+        (None, Some(d)) => super::pins::normalize_sha256(d).unwrap_or_else(|| d.clone()),
+        (None, None) if !own => info.map(|c| c.sha256.to_string()).unwrap_or_default(),
+        // Validation requires a digest for a manifest URL; an empty one never matches.
+        (None, None) => String::new(),
+    };
+    for absent in ["helm", "helm_values", "image", "image_repository"] {
+        cni[absent] = Json::Null;
+    }
+    cni["sha256"] = json!(sha256);
+    cni["builtin"] = json!(!own);
+    cni["version"] = json!(info.map(|c| c.version));
+    if info.is_some_and(|c| c.name == "kube-router") {
+        cni["image_repository"] = json!(super::pins::KUBE_ROUTER_IMAGE);
+        cni["image"] = json!(format!("{}:{}", super::pins::KUBE_ROUTER_IMAGE, info.map(|c| c.version).unwrap_or_default()));
+    }
+    if info.is_some_and(|c| c.name == "cilium") {
+        let base = mirrors.helm.as_deref().unwrap_or(super::pins::DEFAULT_HELM).trim_end_matches('/').to_string();
+        let v = super::pins::HELM.version;
+        let by_arch: serde_json::Map<String, Json> = super::pins::HELM
+            .sha256
+            .iter()
+            .map(|(arch, d)| {
+                (arch.to_string(), json!({ "url": format!("{base}/helm-{v}-linux-{arch}.tar.gz"), "sha256": d, "dir": format!("linux-{arch}") }))
+            })
+            .collect();
+        cni["helm"] = json!({ "version": v, "arch": by_arch });
+        // The chart's values, written by a serializer (JSON is YAML): the pod network as
+        // Cilium's cluster-pool list.
+        let values = json!({ "ipam": { "mode": "cluster-pool", "operator": { "clusterPoolIPv4PodCIDRList": [pod_cidr] } } });
+        cni["helm_values"] = json!(values.to_string());
+    }
+}
+
 /// One context per host, in host order. `local_cni_manifest` is the content of a local
 /// manifest file named by the inventory, if any.
 pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValues, local_cni_manifest: Option<&[u8]>) -> Vec<Value> {
@@ -195,6 +194,18 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
             format!("{}Release.key", if kubernetes_apt.ends_with('/') { kubernetes_apt.clone() } else { format!("{kubernetes_apt}/") })
         })
         .replace("{minor}", &minor);
+    let kubernetes_own = mirrors.kubernetes_apt != DEFAULT_KUBERNETES_APT || mirrors.kubernetes_apt_key.is_some();
+    let kubernetes_fps = key_fingerprints(
+        mirrors.kubernetes_apt_key_fingerprint.as_deref(),
+        kubernetes_own && mirrors.insecure_skip_key_fingerprint,
+        super::pins::KUBERNETES_APT_KEY_FINGERPRINTS,
+    );
+    let docker_own = mirrors.docker_apt.trim_end_matches('/') != DEFAULT_DOCKER_APT;
+    let docker_fps = key_fingerprints(
+        mirrors.docker_apt_key_fingerprint.as_deref(),
+        docker_own && mirrors.insecure_skip_key_fingerprint,
+        super::pins::DOCKER_APT_KEY_FINGERPRINTS,
+    );
     let info = cni(&cluster.cni);
     let cni_manifest = mirrors.cni_manifest.clone().or_else(|| info.map(|c| c.url.to_string())).unwrap_or_default();
     let package_version = package_version(&cluster.kubernetes_version, cluster.kubernetes_patch_version.as_deref());
@@ -207,18 +218,24 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
     // What every host sees alike is converted once and shared (minijinja values are
     // reference-counted): a context costs the same at 3 hosts and at 1000.
     let shared_cluster = crate::roles::to_value(&cluster_json);
-    let shared_cni = crate::roles::to_value(json!({
+    let mut cni_json = json!({
         "name": cluster.cni,
         "namespace": info.map(|c| c.namespace),
         "daemonset": info.map(|c| c.daemonset),
         "default_cidr": info.and_then(|c| c.default_cidr),
         "local_manifest": local_manifest,
-    }));
+    });
+    supply_values(&mut cni_json, info, mirrors, local_cni_manifest, &cluster.pod_cidr);
+    let shared_cni = crate::roles::to_value(cni_json);
     let shared_mirrors = crate::roles::to_value(json!({
         "kubernetes_apt": kubernetes_apt,
         "kubernetes_apt_key": kubernetes_apt_key,
         "docker_apt": mirrors.docker_apt.trim_end_matches('/'),
         "cni_manifest": cni_manifest,
+        "kubernetes_apt_key_fingerprints": kubernetes_fps,
+        "kubernetes_apt_key_unverified": kubernetes_fps.is_empty(),
+        "docker_apt_key_fingerprints": docker_fps,
+        "docker_apt_key_unverified": docker_fps.is_empty(),
     }));
     let each: Vec<Value> = hosts.iter().map(|h| crate::roles::to_value(host_json(h, first_name))).collect();
     let all = Value::from(each.clone());

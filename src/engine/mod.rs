@@ -3,6 +3,7 @@
 //! [`crate::apply::Remote`], so the same code runs over SSH and, in tests, over a local shell.
 
 pub mod context;
+pub mod pins;
 pub mod saved;
 
 use std::sync::Arc;
@@ -168,5 +169,7 @@ fn fact_script_failed(e: &crate::facts::FactParseError, out: &crate::apply::Scri
 
 #[cfg(test)]
 mod plan_snapshots;
+#[cfg(test)]
+mod supply_tests;
 #[cfg(test)]
 mod tests;

@@ -110,6 +110,7 @@ pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
         kubernetes_apt_key: None,
         docker_apt: context::DEFAULT_DOCKER_APT.into(),
         cni_manifest: None,
+        ..MirrorValues::default()
     };
     let contexts = context::build(&cluster, &hosts, &mirrors, None);
     let infos = hosts
@@ -220,6 +221,7 @@ fn labels_taints_and_advertise_addresses_reach_every_nodes_kubeadm_configuration
         kubernetes_apt_key: None,
         docker_apt: context::DEFAULT_DOCKER_APT.into(),
         cni_manifest: None,
+        ..MirrorValues::default()
     };
     let contexts = context::build(&cluster, &hosts, &mirrors, None);
     let infos = hosts
@@ -283,6 +285,7 @@ fn the_cluster_network_is_the_internal_address_and_ssh_keeps_the_address() {
         kubernetes_apt_key: None,
         docker_apt: context::DEFAULT_DOCKER_APT.into(),
         cni_manifest: None,
+        ..MirrorValues::default()
     };
     let contexts = context::build(&cluster, &hosts, &mirrors, None);
     let infos = hosts

@@ -43,8 +43,14 @@ pub struct ClusterSpec {
     /// calico, flannel, cilium, weave, canal or kube-router. Default: calico.
     #[schemars(with = "Option<String>")]
     pub cni: Option<Spanned<String>>,
-    /// A URL or local file replacing the pinned CNI manifest.
-    pub cni_manifest: Option<String>,
+    /// A URL or local file replacing the pinned CNI manifest (for cilium: the Helm chart
+    /// archive). A URL needs `cni_manifest_sha256`.
+    #[schemars(with = "Option<String>")]
+    pub cni_manifest: Option<Spanned<String>>,
+    /// SHA-256 of `cni_manifest` (64 hex digits), checked on the host before it is applied.
+    /// Required for a URL; for a local file kprov hashes the file and checks this if given.
+    #[schemars(with = "Option<String>")]
+    pub cni_manifest_sha256: Option<Spanned<String>>,
     /// host[:port] of the API server for every node; required with more than one control plane.
     #[schemars(with = "Option<String>")]
     pub control_plane_endpoint: Option<Spanned<String>>,
@@ -251,9 +257,27 @@ pub struct MirrorsSpec {
     /// Kubernetes apt repository; `{minor}` becomes e.g. v1.34.
     /// Default: https://pkgs.k8s.io/core:/stable:/{minor}/deb/
     /// Mirror URLs hold no whitespace or control characters (they go into apt source lines).
-    pub kubernetes_apt: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_apt: Option<Spanned<String>>,
     /// Its signing key. Default: the repository URL + Release.key.
-    pub kubernetes_apt_key: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_apt_key: Option<Spanned<String>>,
     /// Docker's apt repository base; /debian or /ubuntu is appended. Default: https://download.docker.com/linux
-    pub docker_apt: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub docker_apt: Option<Spanned<String>>,
+    /// Fingerprint of the key that signs the Kubernetes mirror (`gpg --show-keys` prints it).
+    /// Required when kubernetes_apt or kubernetes_apt_key is set. Default: the pinned key of
+    /// pkgs.k8s.io.
+    #[schemars(with = "Option<String>")]
+    pub kubernetes_apt_key_fingerprint: Option<Spanned<String>>,
+    /// Fingerprint of the key that signs the Docker mirror. Required when docker_apt is set.
+    /// Default: Docker's published key, 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88.
+    #[schemars(with = "Option<String>")]
+    pub docker_apt_key_fingerprint: Option<Spanned<String>>,
+    /// Install mirror keys without a fingerprint (every plan flags it). Default: false.
+    #[schemars(with = "Option<bool>")]
+    pub insecure_skip_key_fingerprint: Option<Spanned<bool>>,
+    /// Base URL of Helm release archives (for cilium), laid out as get.helm.sh; the pinned
+    /// digests apply. Default: https://get.helm.sh
+    pub helm: Option<String>,
 }

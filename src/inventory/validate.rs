@@ -42,6 +42,7 @@ pub struct Cluster {
     pub service_cidr: IpNet,
     pub cni: String,
     pub cni_manifest: Option<String>,
+    pub cni_manifest_sha256: Option<String>,
     pub control_plane_endpoint: Option<String>,
     pub advertise_address: Option<String>,
     pub container_runtime: String,
@@ -267,10 +268,11 @@ impl Validator {
         let hosts = self.hosts(f);
         let cluster = self.cluster(f, &hosts);
         self.ssh_secrets(&f.ssh);
+        self.diags.extend(super::trust::validate(f));
         // What the kubelet and kubeadm themselves refuse (labels, taints, API addresses) and
         // what would break a generated line (mirror URLs), in their own functions below.
         let kubelet_ok = self.node_registration(f, src);
-        let mirrors_ok = self.mirror_urls(f, src);
+        let mirrors_ok = self.mirror_urls(f);
         if !(kubelet_ok && mirrors_ok) {
             return None;
         }
@@ -658,7 +660,8 @@ impl Validator {
             pod_cidr: pod?,
             service_cidr: svc?,
             cni,
-            cni_manifest: c.cni_manifest.clone(),
+            cni_manifest: c.cni_manifest.as_ref().map(|m| m.value.clone()),
+            cni_manifest_sha256: c.cni_manifest_sha256.as_ref().map(|d| d.value.clone()),
             control_plane_endpoint: c.control_plane_endpoint.as_ref().map(|e| {
                 if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) {
                     e.value.clone()
@@ -945,28 +948,24 @@ impl Validator {
 
     /// Mirror URLs are pasted into apt source lines and commands: no whitespace or control
     /// characters.
-    fn mirror_urls(&mut self, f: &InventoryFile, src: &str) -> bool {
+    fn mirror_urls(&mut self, f: &InventoryFile) -> bool {
         let m: &MirrorsSpec = &f.mirrors;
         let mut ok = true;
         let urls = [
-            ("kubernetes_apt", m.kubernetes_apt.as_deref()),
-            ("kubernetes_apt_key", m.kubernetes_apt_key.as_deref()),
-            ("docker_apt", m.docker_apt.as_deref()),
-            ("cni_manifest", f.cluster.cni_manifest.as_deref().filter(|u| u.contains("://"))),
+            ("kubernetes_apt", m.kubernetes_apt.as_ref()),
+            ("kubernetes_apt_key", m.kubernetes_apt_key.as_ref()),
+            ("docker_apt", m.docker_apt.as_ref()),
+            ("cni_manifest", f.cluster.cni_manifest.as_ref().filter(|u| u.value.contains("://"))),
         ];
         for (key, url) in urls {
             let Some(url) = url else { continue };
-            let Some(bad) = url.chars().find(|c| c.is_whitespace() || c.is_control()) else {
+            let Some(bad) = url.value.chars().find(|c| c.is_whitespace() || c.is_control()) else {
                 continue;
             };
             ok = false;
-            let place = src
-                .find(url)
-                .map(|offset| Place { offset, len: url.len().max(1) })
-                .or_else(|| src.find(&format!("{key}:")).map(|offset| Place { offset, len: key.len() }));
             self.push(
-                Diagnostic::error("kprov::inventory::mirror_url", format!("{key} `{}` holds {}", url.escape_debug(), describe_char(bad)))
-                    .label(place, "not a plain URL")
+                Diagnostic::error("kprov::inventory::mirror_url", format!("{key} `{}` holds {}", url.value.escape_debug(), describe_char(bad)))
+                    .label(at(url), "not a plain URL")
                     .help("a URL has no spaces, tabs, newlines or control characters (write a space as %20); the URL goes into an apt source line"),
             );
         }

@@ -10,7 +10,7 @@
 mod model;
 mod render;
 
-pub use model::{HostPlan, HostStatus, Outcome, PLAN_FORMAT_VERSION, Plan, Step, Summary};
+pub use model::{HostPlan, HostStatus, Outcome, PLAN_FORMAT_VERSION, Plan, PlannedFetch, Step, Summary};
 pub use render::{render_json, render_markdown, render_text};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,7 +135,15 @@ impl Planner<'_> {
             }
         }
 
-        Planned { plan: Plan::new(hosts, steps), rendered, step_of }
+        let mut fetches = planned_fetches(&rendered, &steps, &step_of);
+        // Hosts in inventory order, as everywhere else in a plan.
+        let rank: BTreeMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
+        for f in &mut fetches {
+            f.hosts.sort_by_key(|h| rank.get(h.as_str()).copied().unwrap_or(usize::MAX));
+        }
+        let mut plan = Plan::new(hosts, steps);
+        plan.fetches = fetches;
+        Planned { plan, rendered, step_of }
     }
 
     fn plan_task(
@@ -178,6 +186,45 @@ impl Planner<'_> {
         };
         Ok((Rendered { spec, dependency_changed }, outcome))
     }
+}
+
+/// Every download of the rendered steps (not of skipped or failed ones), one entry per URL and
+/// check, in plan order.
+fn planned_fetches(rendered: &BTreeMap<NodeIndex, Rendered>, steps: &[Step], step_of: &BTreeMap<NodeIndex, usize>) -> Vec<PlannedFetch> {
+    let mut order: Vec<usize> = rendered.keys().filter_map(|n| step_of.get(n).copied()).collect();
+    order.sort_unstable();
+    let spec_of: BTreeMap<usize, &Rendered> = rendered.iter().filter_map(|(n, r)| step_of.get(n).map(|&i| (i, r))).collect();
+    let mut out: Vec<PlannedFetch> = vec![];
+    // Host membership per entry, so a thousand hosts cost a thousand lookups, not a million.
+    let mut seen: Vec<BTreeSet<String>> = vec![];
+    for i in order {
+        let step = &steps[i];
+        let planned = match &step.outcome {
+            Outcome::Change(_) => true,
+            Outcome::NoOp { .. } => false,
+            _ => continue,
+        };
+        for f in spec_of[&i].spec.as_resource().fetches() {
+            let name = format!("{}/{}", step.role, step.resource);
+            match out.iter().position(|p| p.url == f.url && p.check == f.check) {
+                Some(k) => {
+                    let p = &mut out[k];
+                    p.planned |= planned;
+                    if seen[k].insert(step.host.clone()) {
+                        p.hosts.push(step.host.clone());
+                    }
+                    if !p.steps.contains(&name) {
+                        p.steps.push(name);
+                    }
+                }
+                None => {
+                    seen.push(BTreeSet::from([step.host.clone()]));
+                    out.push(PlannedFetch { url: f.url, check: f.check, planned, hosts: vec![step.host.clone()], steps: vec![name] });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The host's context with its facts added under `facts` (`facts.os.id`...): a small overlay

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::resources::{Action, Change};
+use crate::resources::{Action, Change, FetchCheck};
 
 /// Bumped whenever the JSON shape changes incompatibly; readers refuse other versions.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -26,6 +26,40 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     pub steps: Vec<Step>,
     pub summary: Summary,
+    /// What the steps download onto the hosts and how each host checks it before use, one
+    /// entry per URL and check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fetches: Vec<PlannedFetch>,
+}
+
+/// One download: its URL, the check the host runs on it, the hosts and steps that make it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedFetch {
+    pub url: String,
+    #[serde(flatten)]
+    pub check: FetchCheck,
+    /// True when a step that makes this download changes in this plan (it will be fetched).
+    pub planned: bool,
+    pub hosts: Vec<String>,
+    /// `role/resource` of the steps.
+    pub steps: Vec<String>,
+}
+
+impl PlannedFetch {
+    /// What the host checks, in words.
+    pub fn check_text(&self) -> String {
+        match &self.check {
+            FetchCheck::Sha256 { sha256 } => format!("sha256 {sha256}"),
+            FetchCheck::KeyFingerprint { fingerprints } => {
+                format!("OpenPGP key fingerprint {}", fingerprints.join(" or "))
+            }
+            FetchCheck::Unverified { reason } => format!("NOT VERIFIED ({reason})"),
+        }
+    }
+
+    pub fn verified(&self) -> bool {
+        !matches!(self.check, FetchCheck::Unverified { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +159,7 @@ impl Plan {
             summary: Summary::of(&steps),
             hosts,
             steps,
+            fetches: vec![],
         }
     }
 

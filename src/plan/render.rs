@@ -101,6 +101,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         }
         out.push('\n');
     }
+    fetches_text(plan, &st, &mut out);
     if !plan.has_changes() && !plan.has_errors() {
         out.push_str("No changes. The hosts match the inventory.\n");
     } else {
@@ -115,6 +116,31 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         }
     }
     out
+}
+
+/// The hosts of a download, at most a few by name.
+fn host_list(hosts: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = hosts.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if hosts.len() > SHOWN {
+        let _ = write!(s, " and {} more", hosts.len() - SHOWN);
+    }
+    s
+}
+
+/// What this apply downloads and how each host checks it; downloads trusted by their URL alone
+/// are shown on every run, whether or not they are fetched this time.
+fn fetches_text(plan: &Plan, st: &Style, out: &mut String) {
+    let shown: Vec<_> = plan.fetches.iter().filter(|f| f.planned || !f.verified()).collect();
+    if shown.is_empty() {
+        return;
+    }
+    out.push_str("Downloads, each checked on the host before use:\n");
+    for f in shown {
+        let check = if f.verified() { f.check_text() } else { st.paint("31", &f.check_text()) };
+        let _ = writeln!(out, "  {}\n      {check} ({})", f.url, host_list(&f.hosts));
+    }
+    out.push('\n');
 }
 
 pub fn render_json(plan: &Plan) -> String {
@@ -196,6 +222,15 @@ pub fn render_markdown(plan: &Plan) -> String {
             }
         }
         out.push_str("\n</details>\n\n");
+    }
+    let shown: Vec<_> = plan.fetches.iter().filter(|f| f.planned || !f.verified()).collect();
+    if !shown.is_empty() {
+        out.push_str("**Downloads**, each checked on the host before use:\n\n");
+        for f in shown {
+            let mark = if f.verified() { "" } else { "⚠️ " };
+            let _ = writeln!(out, "- {mark}`{}`: {} ({})", escape_md(&f.url), escape_md(&f.check_text()), escape_md(&host_list(&f.hosts)));
+        }
+        out.push('\n');
     }
     if out.len() > MARKDOWN_LIMIT {
         let mut cut = MARKDOWN_LIMIT;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, Change, Check, CheckContext, CheckError, Resource};
+use super::{Action, Change, Check, CheckContext, CheckError, Fetch, FetchCheck, Resource};
 use crate::facts::{FactQuery, FactValue};
 use crate::shell::{QuoteError, quote};
 
@@ -41,6 +41,10 @@ pub struct Command {
     /// but one of these paths exists: the traces of an earlier run that did not finish.
     #[serde(default)]
     pub unfinished_if: Option<Unfinished>,
+    /// What `run` downloads and the SHA-256 it checks before use (shown in plans). Entries with
+    /// an empty URL are left out, so a role can list a download that only some hosts make.
+    #[serde(default)]
+    pub fetches: Vec<FetchSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +54,14 @@ pub struct Unfinished {
     pub exists: Vec<String>,
     /// What happened and what to do, shown as the plan's error for the host.
     pub message: String,
+}
+
+/// A download declared by a command: its URL and the SHA-256 its script checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSpec {
+    pub url: String,
+    pub sha256: String,
 }
 
 impl Command {
@@ -133,5 +145,13 @@ impl Resource for Command {
             s.push('\n');
         }
         Ok(s)
+    }
+
+    fn fetches(&self) -> Vec<Fetch> {
+        self.fetches
+            .iter()
+            .filter(|f| !f.url.is_empty())
+            .map(|f| Fetch { url: f.url.clone(), check: FetchCheck::Sha256 { sha256: f.sha256.clone() } })
+            .collect()
     }
 }

@@ -25,7 +25,7 @@ mod swap_off;
 mod sysctl;
 
 pub use apt_packages::AptPackages;
-pub use apt_repository::AptRepository;
+pub use apt_repository::{AptRepository, keyring_fingerprints};
 pub use capture::Capture;
 pub use command::Command;
 pub use file::File;
@@ -51,6 +51,30 @@ pub trait Resource {
     fn check(&self, ctx: &CheckContext<'_>) -> Result<Check, CheckError>;
     /// The shell text that makes `change` happen. Runs under `set -e` as root (become).
     fn apply_script(&self, ctx: &CheckContext<'_>, change: &Change) -> Result<String, QuoteError>;
+    /// What the apply script downloads onto the host and how the host checks it before use
+    /// (shown in plans: nothing is trusted by its URL alone).
+    fn fetches(&self) -> Vec<Fetch> {
+        Vec::new()
+    }
+}
+
+/// A download a resource makes on the host, with the check the host runs before using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    pub url: String,
+    #[serde(flatten)]
+    pub check: FetchCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum FetchCheck {
+    /// The file's SHA-256 must be this.
+    Sha256 { sha256: String },
+    /// The file must hold exactly one OpenPGP primary key with one of these fingerprints.
+    KeyFingerprint { fingerprints: Vec<String> },
+    /// Trusted by its URL alone, and why (plans flag it on every run).
+    Unverified { reason: String },
 }
 
 /// What a check may read: the host's facts, and whether anything this resource is declared to

@@ -17,6 +17,9 @@ pub const ROLES: &[(&str, &str)] = &[
 
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("cni/apply.sh.j2", include_str!("../../templates/cni/apply.sh.j2")),
+    ("cni/cilium.sh.j2", include_str!("../../templates/cni/cilium.sh.j2")),
+    ("cni/patch.sh.j2", include_str!("../../templates/cni/patch.sh.j2")),
+    ("cni/verify.sh.j2", include_str!("../../templates/cni/verify.sh.j2")),
     ("kubeadm/control-plane-end-state.sh.j2", include_str!("../../templates/kubeadm/control-plane-end-state.sh.j2")),
     ("kubeadm/init-done.sh.j2", include_str!("../../templates/kubeadm/init-done.sh.j2")),
     ("kubeadm/init-end-state.sh.j2", include_str!("../../templates/kubeadm/init-end-state.sh.j2")),

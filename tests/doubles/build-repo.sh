@@ -5,9 +5,12 @@
 #   core:/stable:/v1.34/deb/  and  v1.33   flat repos: kubeadm, kubelet, kubectl (test doubles)
 #   linux/debian/dists/bookworm/stable/    containerd.io = Debian's real containerd + runc
 #   linux/ubuntu/dists/noble/stable/       the same packages, for the Ubuntu flavour
-#   manifests/                              small CNI manifests with the real DaemonSet names
+#   manifests/                              small CNI manifests with the real DaemonSet names,
+#                                           upstream/kube-flannel.yml (the real, pinned manifest)
+#                                           and tampered/kube-flannel.yml (one byte changed)
 #
-# Signed with a test key made here (never committed); Release.key and linux/*/gpg hold it.
+# Signed with a test key made here (never committed); Release.key and linux/*/gpg hold it, and
+# key.fingerprint its fingerprint, which the tests pin through the inventory's mirror settings.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${KPROV_TEST_CACHE:-/var/cache/kprov-test}
@@ -15,7 +18,11 @@ mkdir -p "$cache"
 exec 8>"$cache/repo.lock"
 flock 8
 
-hash=$(cat "$here"/kube_double.py "$here"/../../src/kube_fields.json "$here"/kubelet.service "$here"/10-kubeadm.conf "$here"/build-repo.sh "$here"/manifests/* | sha256sum | cut -c1-12)
+# The CNI projects' real manifests (test data beside the repository, as CI lays it out).
+upstream=${KPROV_UPSTREAM:-$here/../../../shared/upstream}
+[ -d "$upstream/cni" ] || upstream=/work/shared/upstream
+if [ ! -f "$upstream/cni/kube-flannel.yml" ]; then echo "build-repo.sh: no upstream CNI manifests in $upstream/cni (set KPROV_UPSTREAM)" >&2; exit 1; fi
+hash=$(cat "$here"/kube_double.py "$here"/../../src/kube_fields.json "$here"/kubelet.service "$here"/10-kubeadm.conf "$here"/build-repo.sh "$here"/manifests/* "$upstream/cni/kube-flannel.yml" | sha256sum | cut -c1-12)
 out="$cache/apt-repo-$hash"
 if [ -f "$out/.done" ]; then echo "$out"; exit 0; fi
 rm -rf "$out"; mkdir -p "$out"
@@ -27,6 +34,8 @@ if [ ! -d "$GNUPGHOME" ]; then
   gpg --batch --quiet --pinentry-mode loopback --passphrase '' --quick-gen-key 'kprov test repository <repo@kprov.invalid>' ed25519 sign never
 fi
 gpg --batch --armor --export > "$work/key.asc"
+gpg --batch --with-colons --list-keys | awk -F: '$1 == "pub" { p = 1; next } $1 == "fpr" && p { print $10; p = 0 }' > "$work/key.fingerprint"
+[ "$(wc -l < "$work/key.fingerprint")" = 1 ] || { echo "build-repo.sh: expected one test key in $GNUPGHOME" >&2; exit 1; }
 
 # --- kubeadm, kubelet, kubectl doubles
 build_k8s() { # tool version arch dest
@@ -151,5 +160,11 @@ for distro in debian:bookworm ubuntu:noble; do
 done
 
 cp -r "$here/manifests" "$out/manifests"
+mkdir -p "$out/manifests/upstream" "$out/manifests/tampered"
+cp "$upstream/cni/kube-flannel.yml" "$out/manifests/upstream/kube-flannel.yml"
+# One byte changed (the 200th): a mirror or a release asset that is not what was pinned.
+f="$out/manifests/upstream/kube-flannel.yml"
+{ head -c 199 "$f"; printf 'X'; tail -c +201 "$f"; } > "$out/manifests/tampered/kube-flannel.yml"
+cp "$work/key.fingerprint" "$out/key.fingerprint"
 touch "$out/.done"
 echo "$out"

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub struct AptRepo {
     pub url: String,
     pub dir: PathBuf,
+    /// The fingerprint of the repository's signing key (build-repo.sh writes it).
+    pub fingerprint: String,
     server: Child,
 }
 
@@ -31,16 +33,27 @@ impl AptRepo {
             assert!(Instant::now() < deadline, "the repository server did not start on {bind}:{port}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        AptRepo { url: format!("http://{bind}:{port}"), dir, server }
+        let fingerprint = std::fs::read_to_string(dir.join("key.fingerprint")).expect("build-repo.sh writes key.fingerprint").trim().to_string();
+        AptRepo { url: format!("http://{bind}:{port}"), dir, fingerprint, server }
     }
 
-    /// The inventory `mirrors:` section and CNI manifest override pointing at this repository.
+    /// The inventory `mirrors:` section pointing at this repository, with its key's
+    /// fingerprint pinned as an operator pins a mirror's key.
     pub fn mirrors_yaml(&self) -> String {
-        format!("mirrors:\n  kubernetes_apt: {u}/core:/stable:/{{minor}}/deb/\n  docker_apt: {u}/linux\n", u = self.url)
+        format!(
+            "mirrors:\n  kubernetes_apt: {u}/core:/stable:/{{minor}}/deb/\n  kubernetes_apt_key_fingerprint: {f}\n  docker_apt: {u}/linux\n  docker_apt_key_fingerprint: {f}\n",
+            u = self.url,
+            f = self.fingerprint
+        )
     }
 
     pub fn manifest(&self, file: &str) -> String {
         format!("{}/manifests/{file}", self.url)
+    }
+
+    /// The SHA-256 of a served manifest, for `cluster.cni_manifest_sha256`.
+    pub fn manifest_sha256(&self, file: &str) -> String {
+        kprov::digest::sha256_hex(&std::fs::read(self.dir.join("manifests").join(file)).expect("a served manifest"))
     }
 }
 
