@@ -101,6 +101,111 @@ fn all_problems_are_collected_in_one_run() {
     assert!(loaded.diagnostics.iter().all(|d| d.line_column().is_some()), "every problem has a line and column");
 }
 
+/// (code, line) of every diagnostic, in the order reported.
+fn codes_and_lines(loaded: &inventory::Loaded) -> Vec<(&'static str, usize)> {
+    loaded
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.code,
+                d.line_column().expect("every diagnostic has a place").0,
+            )
+        })
+        .collect()
+}
+
+fn bad(name: &str) -> inventory::Loaded {
+    inventory::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bad-inventories/{name}.yaml")),
+    )
+}
+
+#[test]
+fn three_mistakes_are_reported_in_one_run() {
+    // The newcomer: a misspelled key, an unknown role and a /33 took three runs.
+    let loaded = bad("three-mistakes");
+    assert!(loaded.inventory.is_none());
+    assert_eq!(
+        codes_and_lines(&loaded),
+        [
+            ("kprov::inventory::unknown_key", 4),
+            ("kprov::inventory::unknown_value", 7),
+            ("kprov::inventory::cidr", 3)
+        ],
+        "{:#?}",
+        loaded.diagnostics
+    );
+    let help: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.help.as_deref().unwrap_or(""))
+        .collect();
+    assert!(
+        help[0].starts_with("did you mean `smoke_test`?"),
+        "{}",
+        help[0]
+    );
+    assert!(help[1].starts_with("did you mean `worker`?"), "{}", help[1]);
+    assert_eq!(loaded.diagnostics[0].line_column(), Some((4, 3)));
+    assert_eq!(loaded.diagnostics[1].line_column(), Some((7, 53)));
+}
+
+#[test]
+fn structural_problems_in_several_hosts_and_a_wrong_type_come_together() {
+    let loaded = bad("structure-and-meaning");
+    assert_eq!(
+        codes_and_lines(&loaded),
+        [
+            ("kprov::inventory::wrong_type", 3),
+            ("kprov::inventory::unknown_key", 8),
+            ("kprov::inventory::unknown_key", 10),
+            ("kprov::inventory::wrong_type", 15),
+            // k8s-03's name is checked although k8s-02 could not be read.
+            ("kprov::inventory::host_name", 12),
+        ],
+        "{:#?}",
+        loaded.diagnostics
+    );
+    // `adress` is reported as the typo it is, not also as a missing `address`.
+    assert!(
+        loaded.diagnostics[2]
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean `address`?")
+    );
+}
+
+#[test]
+fn a_host_serde_cannot_read_hides_nothing_in_the_others() {
+    let loaded = bad("broken-host");
+    assert_eq!(
+        codes_and_lines(&loaded),
+        [
+            ("kprov::inventory::missing_key", 4),
+            ("kprov::inventory::duplicate_host", 5)
+        ],
+        "{:#?}",
+        loaded.diagnostics
+    );
+}
+
+#[test]
+fn a_role_lost_to_a_typo_does_not_also_report_no_roles_or_no_control_plane() {
+    // The only control plane's only role is misspelled: one problem, said once.
+    let loaded = inventory::parse(
+        "hosts:\n  - { name: k8s-01, address: 10.0.0.1, roles: [contrl-plane] }\n",
+        "t.yaml",
+    );
+    assert_eq!(
+        codes_and_lines(&loaded),
+        [("kprov::inventory::unknown_value", 2)],
+        "{:#?}",
+        loaded.diagnostics
+    );
+}
+
 #[test]
 fn diagnostics_carry_line_and_column() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-inventories/duplicate-host-name.yaml");
@@ -142,6 +247,196 @@ mod fuzz {
             let text = format!("cluster:\n  pod_cidr: {cidr}\nhosts:\n  - {{ name: '{name}', address: '{addr}', roles: [{roles}] }}\n");
             let loaded = kprov::inventory::parse(&text, "fuzz.yaml");
             prop_assert!(loaded.inventory.is_some() || loaded.errors().next().is_some());
+        }
+    }
+}
+
+/// Every mistake injected into a valid inventory, in any combination, is reported in one run,
+/// at its line, and nothing else is.
+mod injected {
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct HostMistakes {
+        flow: bool,
+        role: bool,
+        key: bool,
+        name: bool,
+        watchdog: bool,
+        /// 0 fine, 1 not an address, 2 missing.
+        address: u8,
+    }
+
+    fn host_mistakes() -> impl Strategy<Value = HostMistakes> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            0u8..3,
+        )
+            .prop_map(|(flow, role, key, name, watchdog, address)| HostMistakes {
+                flow,
+                role,
+                key,
+                // A host missing its address cannot be read, so its name is not checked.
+                name: name && address != 2,
+                watchdog,
+                address,
+            })
+    }
+
+    /// The inventory text and the (code, line) of every mistake in it.
+    fn inventory(
+        cluster: [bool; 4],
+        ssh: [bool; 2],
+        section: bool,
+        hosts: &[HostMistakes],
+    ) -> (String, Vec<(&'static str, usize)>) {
+        let mut lines: Vec<String> = vec![];
+        let mut want = vec![];
+        let mut push = |lines: &mut Vec<String>, text: String, code: Option<&'static str>| {
+            lines.push(text);
+            if let Some(c) = code {
+                want.push((c, lines.len()));
+            }
+        };
+        push(&mut lines, "cluster:".into(), None);
+        push(&mut lines, "  kubernetes_version: \"1.34\"".into(), None);
+        let [cidr, cni, key, smoke] = cluster;
+        if cidr {
+            push(
+                &mut lines,
+                "  pod_cidr: 10.10.0.0/33".into(),
+                Some("kprov::inventory::cidr"),
+            );
+        }
+        if cni {
+            push(
+                &mut lines,
+                "  cni: calcio".into(),
+                Some("kprov::inventory::cni"),
+            );
+        }
+        if key {
+            push(
+                &mut lines,
+                "  smoke_tset: true".into(),
+                Some("kprov::inventory::unknown_key"),
+            );
+        }
+        if smoke {
+            push(
+                &mut lines,
+                "  smoke_test: maybe".into(),
+                Some("kprov::inventory::wrong_type"),
+            );
+        }
+        push(&mut lines, "ssh:".into(), None);
+        push(&mut lines, "  user: pi".into(), None);
+        if ssh[0] {
+            push(
+                &mut lines,
+                "  port: twenty-two".into(),
+                Some("kprov::inventory::wrong_type"),
+            );
+        }
+        if ssh[1] {
+            push(
+                &mut lines,
+                "  host_key_policy: strictt".into(),
+                Some("kprov::inventory::unknown_value"),
+            );
+        }
+        if section {
+            push(
+                &mut lines,
+                "mirors: {}".into(),
+                Some("kprov::inventory::unknown_key"),
+            );
+        }
+        push(&mut lines, "hosts:".into(), None);
+        push(
+            &mut lines,
+            "  - { name: k8s-00, address: 10.0.0.100, roles: [control-plane] }".into(),
+            None,
+        );
+        for (i, h) in hosts.iter().enumerate() {
+            let name = if h.name {
+                format!("Bad_Name_{i}")
+            } else {
+                format!("k8s-{i:02}x")
+            };
+            let address = match h.address {
+                0 => Some(format!("10.0.0.{i}")),
+                1 => Some(format!("\"not an address {i}\"")),
+                _ => None,
+            };
+            let roles = if h.role { "[wroker]" } else { "[worker]" };
+            let mut codes: Vec<(usize, &'static str)> = vec![];
+            let mut entries: Vec<String> = vec![format!("name: {name}")];
+            if h.name {
+                codes.push((0, "kprov::inventory::host_name"));
+            }
+            if let Some(a) = address {
+                if h.address == 1 {
+                    codes.push((entries.len(), "kprov::inventory::address"));
+                }
+                entries.push(format!("address: {a}"));
+            }
+            if h.role {
+                codes.push((entries.len(), "kprov::inventory::unknown_value"));
+            }
+            entries.push(format!("roles: {roles}"));
+            if h.key {
+                codes.push((entries.len(), "kprov::inventory::unknown_key"));
+                entries.push("lables: { disk: ssd }".into());
+            }
+            if h.watchdog {
+                codes.push((entries.len(), "kprov::inventory::wrong_type"));
+                entries.push("raspberry_pi: { watchdog: often }".into());
+            }
+            if h.address == 2 {
+                // serde-saphyr places a missing key on the last key it read in the mapping
+                // (the unknown `lables` is cut before): raspberry_pi, else roles.
+                codes.push((
+                    entries.len() - usize::from(h.key && !h.watchdog) - 1,
+                    "kprov::inventory::missing_key",
+                ));
+            }
+            let first = lines.len() + 1;
+            if h.flow {
+                lines.push(format!("  - {{ {} }}", entries.join(", ")));
+                want.extend(codes.iter().map(|&(_, c)| (c, first)));
+            } else {
+                for (j, e) in entries.iter().enumerate() {
+                    lines.push(format!("{}{e}", if j == 0 { "  - " } else { "    " }));
+                }
+                want.extend(codes.iter().map(|&(j, c)| (c, first + j)));
+            }
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        want.sort();
+        (text, want)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn every_injected_mistake_is_reported_at_once(
+            cluster in any::<[bool; 4]>(),
+            ssh in any::<[bool; 2]>(),
+            section in any::<bool>(),
+            hosts in proptest::collection::vec(host_mistakes(), 0..5),
+        ) {
+            let (text, want) = inventory(cluster, ssh, section, &hosts);
+            let loaded = kprov::inventory::parse(&text, "injected.yaml");
+            let mut got: Vec<(&'static str, usize)> = loaded.diagnostics.iter().map(|d| (d.code, d.line_column().map_or(0, |(l, _)| l))).collect();
+            got.sort();
+            prop_assert_eq!(&got, &want, "{}\n{:#?}", text, loaded.diagnostics);
+            prop_assert_eq!(loaded.inventory.is_some(), want.is_empty());
         }
     }
 }

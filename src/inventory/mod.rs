@@ -6,6 +6,7 @@
 
 mod diagnostic;
 pub mod model;
+mod structure;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Place, Severity, did_you_mean};
