@@ -192,6 +192,26 @@ fn a_host_serde_cannot_read_hides_nothing_in_the_others() {
 }
 
 #[test]
+fn values_of_the_wrong_shape_are_each_reported_and_the_rest_still_checked() {
+    let loaded = bad("wrong-shapes");
+    assert_eq!(
+        codes_and_lines(&loaded),
+        [
+            ("kprov::inventory::wrong_type", 3),
+            ("kprov::inventory::wrong_type", 5),
+            ("kprov::inventory::wrong_type", 7),
+            ("kprov::inventory::wrong_type", 8),
+            ("kprov::inventory::host_name", 9),
+        ],
+        "{:#?}",
+        loaded.diagnostics
+    );
+    let messages: Vec<&str> = loaded.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages[1], "`99999` is out of range: expected a whole number from 0 to 65535");
+    assert_eq!(messages[3], "expected a mapping, found `just-a-name`");
+}
+
+#[test]
 fn a_role_lost_to_a_typo_does_not_also_report_no_roles_or_no_control_plane() {
     // The only control plane's only role is misspelled: one problem, said once.
     let loaded = inventory::parse(

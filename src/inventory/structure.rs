@@ -331,7 +331,7 @@ pub(crate) fn deserialize<T>(
     let mut error = first;
     // Each round cuts at least one node, so this bounds the rounds.
     for round in 0..=tree.nodes.len() {
-        let d = yaml_diagnostic(&error, source);
+        let d = diagnose(&error, source, &tree);
         let offset = error_offset(&error, source);
         let target = match d.code {
             "kprov::inventory::unknown_key" | "kprov::inventory::duplicate_key" => {
@@ -350,10 +350,15 @@ pub(crate) fn deserialize<T>(
             _ => None,
         };
         let Some(node) = node.filter(|&n| !(round > 0 && inside_cut(&tree, &cutter.cut, n))) else {
-            // Not a problem this pass can step over. After a cut, a problem of another kind
-            // (a YAML error, an anchor that lost its node) may be the cut's own doing: the
-            // problems already reported stand, and nothing more is claimed.
-            if round == 0 || d.code == "kprov::inventory::limits" {
+            // Not a problem this pass can step over. After a cut, a problem that is not YAML
+            // at all any more (an alias whose anchor went with a cut) is the cut's own doing:
+            // the problems already reported stand, and nothing more is claimed.
+            let artifact = round > 0
+                && String::from_utf8(cutter.text.clone())
+                    .ok()
+                    .and_then(|t| Tree::parse(&t))
+                    .is_none();
+            if !artifact {
                 out.diagnostics.push(d);
             }
             return out;
@@ -441,6 +446,95 @@ fn missing_field(e: &serde_saphyr::Error) -> Option<&'static str> {
     match inner(e) {
         serde_saphyr::Error::SerdeMissingField { field, .. } => Some(field),
         _ => None,
+    }
+}
+
+/// serde-saphyr's error as a diagnostic. Type mismatches it reports as "unexpected" events and
+/// untagged enums that match no form are wrong types (and so can be stepped over); the rest is
+/// [`yaml_diagnostic`]'s.
+fn diagnose(e: &serde_saphyr::Error, source: &str, tree: &Tree) -> Diagnostic {
+    use serde_saphyr::Error as E;
+    let offset = error_offset(e, source);
+    let at = offset.and_then(|o| tree.value_at(o)).map(|n| {
+        let node = &tree.nodes[n];
+        Place {
+            offset: node.start,
+            len: if node.kind == Kind::Scalar {
+                (node.end - node.start).max(1)
+            } else {
+                1
+            },
+        }
+    });
+    let found = match offset
+        .and_then(|o| tree.value_at(o))
+        .map(|n| &tree.nodes[n])
+    {
+        Some(n) if n.empty => "nothing (an empty value)".to_string(),
+        Some(n) if matches!(n.kind, Kind::Map(_)) => "a mapping".to_string(),
+        Some(n) if matches!(n.kind, Kind::Seq(_)) => "a list".to_string(),
+        Some(n) => {
+            let text = source
+                .get(n.start..n.end)
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("");
+            let short: String = text.chars().take(40).collect();
+            format!(
+                "`{short}{}`",
+                if short.len() < text.len() { "…" } else { "" }
+            )
+        }
+        None => "something else".to_string(),
+    };
+    let wrong = |want: &str, help: &str| {
+        Diagnostic::error(
+            "kprov::inventory::wrong_type",
+            format!("expected {want}, found {found}"),
+        )
+        .label(at, format!("not {want}"))
+        .help(help.to_string())
+    };
+    let types = "see docs/inventory.md for the type of each key";
+    match inner(e) {
+        E::Unexpected { expected, .. } if at.is_some() => wrong(
+            match *expected {
+                x if x.contains("mapping") => "a mapping",
+                x if x.contains("sequence") => "a list",
+                x if x.contains("scalar") => "a single value",
+                other => other,
+            },
+            types,
+        ),
+        E::Message { msg, .. }
+            if at.is_some()
+                && msg.starts_with("data did not match any variant of untagged enum") =>
+        {
+            wrong(
+                "a string or a number",
+                "quote versions: kubernetes_version: \"1.34\"",
+            )
+        }
+        // A whole number too large (or negative) for its key.
+        E::InvalidScalar { ty, .. }
+            if at.is_some() && found.trim_matches('`').parse::<i128>().is_ok() =>
+        {
+            let range = match *ty {
+                "u8" => "0 to 255",
+                "u16" => "0 to 65535",
+                "u32" => "0 to 4294967295",
+                "u64" => "0 to 18446744073709551615",
+                _ => "the key's range",
+            };
+            Diagnostic::error(
+                "kprov::inventory::wrong_type",
+                format!("{found} is out of range: expected a whole number from {range}"),
+            )
+            .label(at, "out of range")
+            .help(types)
+        }
+        _ => yaml_diagnostic(e, source),
     }
 }
 
