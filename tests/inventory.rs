@@ -460,3 +460,21 @@ mod injected {
         }
     }
 }
+
+/// The example in docs/inventory.md reports exactly the codes its comments name, at their lines.
+#[test]
+fn the_documented_example_reports_what_the_docs_say() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/inventory.md")).unwrap();
+    let section = doc.split("## What `kprov validate` reports").nth(1).unwrap();
+    let yaml = section.split("```yaml\n").nth(1).unwrap().split("```").next().unwrap();
+    let want: Vec<(&str, usize)> = yaml
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| l.split("# ").nth(1).map(|c| (c.split(": ").next().unwrap(), i + 1)))
+        .collect();
+    assert_eq!(want.len(), 3, "{want:?}");
+    let loaded = inventory::parse(yaml, "docs.yaml");
+    let mut got: Vec<(&str, usize)> = codes_and_lines(&loaded);
+    got.sort_by_key(|&(_, l)| l);
+    assert_eq!(got, want);
+}
