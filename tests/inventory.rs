@@ -212,6 +212,15 @@ fn values_of_the_wrong_shape_are_each_reported_and_the_rest_still_checked() {
 }
 
 #[test]
+fn a_missing_key_outside_a_host_says_where_it_belongs() {
+    let text = "ssh:\n  bastion: { user: jump }\nhosts:\n  - { name: k8s-01, address: 10.0.0.1, roles: [control-plane], nmae: x }\n";
+    let loaded = inventory::parse(text, "t.yaml");
+    assert_eq!(codes_and_lines(&loaded), [("kprov::inventory::missing_key", 2), ("kprov::inventory::unknown_key", 4)], "{:#?}", loaded.diagnostics);
+    assert_eq!(loaded.diagnostics[0].message, "missing key `address`");
+    assert_eq!(loaded.diagnostics[0].help.as_deref(), Some("`bastion` needs `address`; see docs/inventory.md for its keys"));
+}
+
+#[test]
 fn a_role_lost_to_a_typo_does_not_also_report_no_roles_or_no_control_plane() {
     // The only control plane's only role is misspelled: one problem, said once.
     let loaded = inventory::parse(

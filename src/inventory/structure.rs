@@ -159,6 +159,14 @@ impl Tree {
         }
     }
 
+    /// The key whose value `id` is, when `id` is a mapping value.
+    fn key_of(&self, id: usize) -> Option<usize> {
+        let p = self.nodes[id].parent?;
+        let siblings = &self.nodes[p].children;
+        let pos = siblings.iter().position(|&c| c == id)?;
+        (matches!(self.nodes[p].kind, Kind::Map(_)) && pos % 2 == 1).then(|| siblings[pos - 1])
+    }
+
     /// The key node at `offset`.
     fn key_at(&self, offset: usize) -> Option<usize> {
         (0..self.nodes.len()).find(|&i| self.nodes[i].start == offset && self.is_key(i))
@@ -533,6 +541,20 @@ fn diagnose(e: &serde_saphyr::Error, source: &str, tree: &Tree) -> Diagnostic {
             )
             .label(at, "out of range")
             .help(types)
+        }
+        // A missing key outside a host (a bastion without its address): say where it belongs.
+        E::SerdeMissingField { field, .. } => {
+            let d = yaml_diagnostic(e, source);
+            let owner = offset
+                .and_then(|o| tree.mapping_at(o))
+                .and_then(|m| tree.key_of(m))
+                .and_then(|k| source.get(tree.nodes[k].start..tree.nodes[k].end));
+            match owner {
+                Some(key) => d.help(format!(
+                    "`{key}` needs `{field}`; see docs/inventory.md for its keys"
+                )),
+                None => d,
+            }
         }
         _ => yaml_diagnostic(e, source),
     }
