@@ -318,9 +318,9 @@ mod injected {
 
     /// The inventory text and the (code, line) of every mistake in it.
     fn inventory(
-        cluster: [bool; 4],
-        ssh: [bool; 2],
-        section: bool,
+        cluster: [bool; 5],
+        ssh: [bool; 3],
+        section: [bool; 2],
         hosts: &[HostMistakes],
     ) -> (String, Vec<(&'static str, usize)>) {
         let mut lines: Vec<String> = vec![];
@@ -332,8 +332,12 @@ mod injected {
             }
         };
         push(&mut lines, "cluster:".into(), None);
-        push(&mut lines, "  kubernetes_version: \"1.34\"".into(), None);
-        let [cidr, cni, key, smoke] = cluster;
+        let [cidr, cni, key, smoke, version] = cluster;
+        if version {
+            push(&mut lines, "  kubernetes_version: [1, 34]".into(), Some("kprov::inventory::wrong_type"));
+        } else {
+            push(&mut lines, "  kubernetes_version: \"1.34\"".into(), None);
+        }
         if cidr {
             push(
                 &mut lines,
@@ -378,7 +382,10 @@ mod injected {
                 Some("kprov::inventory::unknown_value"),
             );
         }
-        if section {
+        if ssh[2] {
+            push(&mut lines, "  connect_timeout: [10s]".into(), Some("kprov::inventory::wrong_type"));
+        }
+        if section[0] {
             push(
                 &mut lines,
                 "mirors: {}".into(),
@@ -391,6 +398,9 @@ mod injected {
             "  - { name: k8s-00, address: 10.0.0.100, roles: [control-plane] }".into(),
             None,
         );
+        if section[1] {
+            push(&mut lines, "  - just-a-name".into(), Some("kprov::inventory::wrong_type"));
+        }
         for (i, h) in hosts.iter().enumerate() {
             let name = if h.name {
                 format!("Bad_Name_{i}")
@@ -455,9 +465,9 @@ mod injected {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
         fn every_injected_mistake_is_reported_at_once(
-            cluster in any::<[bool; 4]>(),
-            ssh in any::<[bool; 2]>(),
-            section in any::<bool>(),
+            cluster in any::<[bool; 5]>(),
+            ssh in any::<[bool; 3]>(),
+            section in any::<[bool; 2]>(),
             hosts in proptest::collection::vec(host_mistakes(), 0..5),
         ) {
             let (text, want) = inventory(cluster, ssh, section, &hosts);
