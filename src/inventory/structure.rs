@@ -565,3 +565,70 @@ fn error_offset(e: &serde_saphyr::Error, source: &str) -> Option<usize> {
     let at: Option<Place> = place(&loc).or_else(|| place_from_line_column(source, &loc));
     at.map(|p| p.offset)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{Cutter, Kind, Tree};
+
+    /// Block and flow styles, compact lists, comments, nested collections.
+    const TEXTS: &[&str] = &[
+        "cluster:\n  cni: calico # the default\n  preflight:\n    ignore: [cpus, memory]\nssh:\n  user: pi\nhosts:\n  - { name: a, address: 10.0.0.1, roles: [control-plane], labels: { disk: ssd } }\n  - name: b\n    address: 10.0.0.2\n    roles:\n      - worker\n",
+        "hosts:\n- name: a\n  address: 10.0.0.1\n  roles: [control-plane, worker]\n- name: b\n  address: 10.0.0.2\n  roles: [worker]\n",
+        "hosts: [\n  { name: a, address: 10.0.0.1, roles: [control-plane] },\n  { name: b, # c\n    address: 10.0.0.2, roles: [worker] }\n]\n",
+    ];
+
+    /// Cutting any one node keeps the text YAML, its length, and every other scalar where it
+    /// was: the spans serde-saphyr gives afterwards are the file's own.
+    #[test]
+    fn a_cut_keeps_every_other_node_in_place() {
+        for text in TEXTS {
+            let tree = Tree::parse(text).unwrap();
+            for id in 1..tree.nodes.len() {
+                let mut cutter = Cutter {
+                    tree: &tree,
+                    text: text.as_bytes().to_vec(),
+                    cut: HashSet::new(),
+                };
+                if cutter.cut(id).is_none() {
+                    continue;
+                }
+                let after = String::from_utf8(cutter.text.clone()).unwrap();
+                assert_eq!(after.len(), text.len());
+                let new = Tree::parse(&after)
+                    .unwrap_or_else(|| panic!("cutting node {id} left no YAML:\n{after}"));
+                let kept: HashSet<(usize, usize)> = new
+                    .nodes
+                    .iter()
+                    .filter(|n| n.kind == Kind::Scalar && !n.empty)
+                    .map(|n| (n.start, n.end))
+                    .collect();
+                let cut_ranges: Vec<(usize, usize)> = cutter
+                    .cut
+                    .iter()
+                    .map(|&c| (tree.nodes[c].start, tree.nodes[c].end))
+                    .collect();
+                let inside = |n: &super::Node| {
+                    // Inside the cut entry: between its first and last node, or in a cut subtree.
+                    let (lo, hi) = (
+                        cut_ranges.iter().map(|r| r.0).min().unwrap(),
+                        cut_ranges.iter().map(|r| r.1).max().unwrap(),
+                    );
+                    n.start >= lo && n.end <= hi
+                };
+                for n in tree
+                    .nodes
+                    .iter()
+                    .filter(|n| n.kind == Kind::Scalar && !n.empty && !inside(n))
+                {
+                    assert!(
+                        kept.contains(&(n.start, n.end)),
+                        "cutting node {id} moved `{}`:\n{after}",
+                        &text[n.start..n.end]
+                    );
+                }
+            }
+        }
+    }
+}
