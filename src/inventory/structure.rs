@@ -12,14 +12,18 @@
 //!    becomes a diagnostic, and the node is cut out of a working copy of the text: an unknown
 //!    key with its value, a wrong or unknown value with its key (or its list item), a mapping
 //!    that lacks a required key from its parent. Cutting replaces bytes with spaces, so every
-//!    byte offset, and so every span, stays what it is in the file;
+//!    byte offset, and so every span, stays what it is in the file (a block list or mapping
+//!    left empty becomes `[]` or `{}`, not null);
 //! 3. repeat until the text deserializes, then the semantic checks run on the result.
 //!
 //! What a cut may cause is not reported: a mapping or list that lost an element is marked, and
 //! problems found later at a marked node (a host that lost its only role has "no roles"; a
 //! typo'd `nmae` leaves `name` missing) are the consequence of a problem already reported.
-//! When a cut is impossible (an error with no place, an anchored node, the document itself), the
-//! errors found so far are returned with no inventory: never fewer problems than serde's first.
+//! [`Repaired::explains`] applies the same to the checks of meaning (a list item's cut marks
+//! the lists and mappings around it too: "no control plane" may follow from a misspelled role).
+//! When a cut is impossible (an error with no place, an anchored node, the document itself,
+//! a YAML syntax error), the problems found so far are returned with no inventory: never fewer
+//! than serde's first, and never a silent success (the first error is always reported).
 
 use std::collections::{BTreeSet, HashSet};
 
