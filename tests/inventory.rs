@@ -221,6 +221,20 @@ fn a_missing_key_outside_a_host_says_where_it_belongs() {
 }
 
 #[test]
+fn a_file_of_mistakes_stops_after_200_and_says_so() {
+    let mut text = String::from("hosts:\n  - { name: cp, address: 10.1.0.1, roles: [control-plane] }\n");
+    for i in 0..250 {
+        text.push_str(&format!("  - {{ name: w{i}, address: 10.0.0.{i}, roles: [worker], lables: {{}} }}\n"));
+    }
+    let loaded = inventory::parse(&text, "t.yaml");
+    assert!(loaded.inventory.is_none());
+    let codes = codes_and_lines(&loaded);
+    assert_eq!(codes.len(), 201);
+    assert!(codes[..200].iter().enumerate().all(|(i, &c)| c == ("kprov::inventory::unknown_key", i + 3)), "{codes:?}");
+    assert_eq!(codes[200], ("kprov::inventory::too_many_problems", 203));
+}
+
+#[test]
 fn a_role_lost_to_a_typo_does_not_also_report_no_roles_or_no_control_plane() {
     // The only control plane's only role is misspelled: one problem, said once.
     let loaded = inventory::parse(

@@ -298,6 +298,9 @@ fn line_end(text: &[u8], offset: usize) -> usize {
         .map_or(text.len(), |i| offset + i)
 }
 
+/// Structural problems reported in one run at most (each costs one more deserialization).
+pub(crate) const MAX_PROBLEMS: usize = 200;
+
 /// What an error asks to cut.
 enum Target {
     Key,
@@ -341,8 +344,23 @@ pub(crate) fn deserialize<T>(
     // (mapping, key) pairs a reported unknown key probably meant: their absence is no news.
     let mut meant: HashSet<(usize, String)> = HashSet::new();
     let mut error = first;
-    // Each round cuts at least one node, so this bounds the rounds.
+    // Each round cuts at least one node and deserializes the whole text again, so a file of
+    // nothing but mistakes would cost rounds × size: past MAX_PROBLEMS, stop and say so.
     for round in 0..=tree.nodes.len() {
+        if round == MAX_PROBLEMS {
+            out.diagnostics.push(
+                Diagnostic::error(
+                    "kprov::inventory::too_many_problems",
+                    format!("more structural problems after these {MAX_PROBLEMS}"),
+                )
+                .label(
+                    error_offset(&error, source).map(|offset| Place { offset, len: 1 }),
+                    "the next one",
+                )
+                .help("fix these and run kprov validate again"),
+            );
+            return out;
+        }
         let d = diagnose(&error, source, &tree);
         let offset = error_offset(&error, source);
         let target = match d.code {
