@@ -41,11 +41,7 @@ pub struct NodeRole {
     pub joined: bool,
 }
 
-const SUPPORTED: &[(&str, &[&str])] = &[
-    ("debian", &["11", "12", "13"]),
-    ("raspbian", &["11", "12", "13"]),
-    ("ubuntu", &["22.04", "24.04"]),
-];
+const SUPPORTED: &[(&str, &[&str])] = &[("debian", &["11", "12", "13"]), ("raspbian", &["11", "12", "13"]), ("ubuntu", &["22.04", "24.04"])];
 
 /// Ports that must be free, as (protocol, first, last), for a node of `role` running `cni`.
 pub fn required_ports(role: NodeRole, cni: &str) -> Vec<(&'static str, u16, u16)> {
@@ -92,11 +88,7 @@ pub fn check_host(os: &OsFact, role: NodeRole, cni: &str, policy: &Policy) -> Ve
         add("arch", format!("architecture {:?} ({}) is not supported: Kubernetes packages exist for amd64 and arm64", os.arch, os.machine));
     }
     if !os.memory_cgroup {
-        let hint = if os.raspberry_pi_os {
-            "; kprov adds cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboots"
-        } else {
-            ""
-        };
+        let hint = if os.raspberry_pi_os { "; kprov adds cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboots" } else { "" };
         add("cgroup", format!("the memory cgroup is not enabled (kubelet needs it){hint}"));
     }
     if !role.joined {

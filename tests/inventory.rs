@@ -103,22 +103,11 @@ fn all_problems_are_collected_in_one_run() {
 
 /// (code, line) of every diagnostic, in the order reported.
 fn codes_and_lines(loaded: &inventory::Loaded) -> Vec<(&'static str, usize)> {
-    loaded
-        .diagnostics
-        .iter()
-        .map(|d| {
-            (
-                d.code,
-                d.line_column().expect("every diagnostic has a place").0,
-            )
-        })
-        .collect()
+    loaded.diagnostics.iter().map(|d| (d.code, d.line_column().expect("every diagnostic has a place").0)).collect()
 }
 
 fn bad(name: &str) -> inventory::Loaded {
-    inventory::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bad-inventories/{name}.yaml")),
-    )
+    inventory::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/bad-inventories/{name}.yaml")))
 }
 
 #[test]
@@ -128,24 +117,12 @@ fn three_mistakes_are_reported_in_one_run() {
     assert!(loaded.inventory.is_none());
     assert_eq!(
         codes_and_lines(&loaded),
-        [
-            ("kprov::inventory::unknown_key", 4),
-            ("kprov::inventory::unknown_value", 7),
-            ("kprov::inventory::cidr", 3)
-        ],
+        [("kprov::inventory::unknown_key", 4), ("kprov::inventory::unknown_value", 7), ("kprov::inventory::cidr", 3)],
         "{:#?}",
         loaded.diagnostics
     );
-    let help: Vec<&str> = loaded
-        .diagnostics
-        .iter()
-        .map(|d| d.help.as_deref().unwrap_or(""))
-        .collect();
-    assert!(
-        help[0].starts_with("did you mean `smoke_test`?"),
-        "{}",
-        help[0]
-    );
+    let help: Vec<&str> = loaded.diagnostics.iter().map(|d| d.help.as_deref().unwrap_or("")).collect();
+    assert!(help[0].starts_with("did you mean `smoke_test`?"), "{}", help[0]);
     assert!(help[1].starts_with("did you mean `worker`?"), "{}", help[1]);
     assert_eq!(loaded.diagnostics[0].line_column(), Some((4, 3)));
     assert_eq!(loaded.diagnostics[1].line_column(), Some((7, 53)));
@@ -168,13 +145,7 @@ fn structural_problems_in_several_hosts_and_a_wrong_type_come_together() {
         loaded.diagnostics
     );
     // `adress` is reported as the typo it is, not also as a missing `address`.
-    assert!(
-        loaded.diagnostics[2]
-            .help
-            .as_deref()
-            .unwrap()
-            .starts_with("did you mean `address`?")
-    );
+    assert!(loaded.diagnostics[2].help.as_deref().unwrap().starts_with("did you mean `address`?"));
 }
 
 #[test]
@@ -182,10 +153,7 @@ fn a_host_serde_cannot_read_hides_nothing_in_the_others() {
     let loaded = bad("broken-host");
     assert_eq!(
         codes_and_lines(&loaded),
-        [
-            ("kprov::inventory::missing_key", 4),
-            ("kprov::inventory::duplicate_host", 5)
-        ],
+        [("kprov::inventory::missing_key", 4), ("kprov::inventory::duplicate_host", 5)],
         "{:#?}",
         loaded.diagnostics
     );
@@ -237,16 +205,8 @@ fn a_file_of_mistakes_stops_after_200_and_says_so() {
 #[test]
 fn a_role_lost_to_a_typo_does_not_also_report_no_roles_or_no_control_plane() {
     // The only control plane's only role is misspelled: one problem, said once.
-    let loaded = inventory::parse(
-        "hosts:\n  - { name: k8s-01, address: 10.0.0.1, roles: [contrl-plane] }\n",
-        "t.yaml",
-    );
-    assert_eq!(
-        codes_and_lines(&loaded),
-        [("kprov::inventory::unknown_value", 2)],
-        "{:#?}",
-        loaded.diagnostics
-    );
+    let loaded = inventory::parse("hosts:\n  - { name: k8s-01, address: 10.0.0.1, roles: [contrl-plane] }\n", "t.yaml");
+    assert_eq!(codes_and_lines(&loaded), [("kprov::inventory::unknown_value", 2)], "{:#?}", loaded.diagnostics);
 }
 
 #[test]
@@ -311,15 +271,8 @@ mod injected {
     }
 
     fn host_mistakes() -> impl Strategy<Value = HostMistakes> {
-        (
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            0u8..3,
-        )
-            .prop_map(|(flow, role, key, name, watchdog, address)| HostMistakes {
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), 0u8..3).prop_map(|(flow, role, key, name, watchdog, address)| {
+            HostMistakes {
                 flow,
                 role,
                 key,
@@ -327,16 +280,12 @@ mod injected {
                 name: name && address != 2,
                 watchdog,
                 address,
-            })
+            }
+        })
     }
 
     /// The inventory text and the (code, line) of every mistake in it.
-    fn inventory(
-        cluster: [bool; 5],
-        ssh: [bool; 3],
-        section: [bool; 2],
-        hosts: &[HostMistakes],
-    ) -> (String, Vec<(&'static str, usize)>) {
+    fn inventory(cluster: [bool; 5], ssh: [bool; 3], section: [bool; 2], hosts: &[HostMistakes]) -> (String, Vec<(&'static str, usize)>) {
         let mut lines: Vec<String> = vec![];
         let mut want = vec![];
         let mut push = |lines: &mut Vec<String>, text: String, code: Option<&'static str>| {
@@ -353,74 +302,38 @@ mod injected {
             push(&mut lines, "  kubernetes_version: \"1.34\"".into(), None);
         }
         if cidr {
-            push(
-                &mut lines,
-                "  pod_cidr: 10.10.0.0/33".into(),
-                Some("kprov::inventory::cidr"),
-            );
+            push(&mut lines, "  pod_cidr: 10.10.0.0/33".into(), Some("kprov::inventory::cidr"));
         }
         if cni {
-            push(
-                &mut lines,
-                "  cni: calcio".into(),
-                Some("kprov::inventory::cni"),
-            );
+            push(&mut lines, "  cni: calcio".into(), Some("kprov::inventory::cni"));
         }
         if key {
-            push(
-                &mut lines,
-                "  smoke_tset: true".into(),
-                Some("kprov::inventory::unknown_key"),
-            );
+            push(&mut lines, "  smoke_tset: true".into(), Some("kprov::inventory::unknown_key"));
         }
         if smoke {
-            push(
-                &mut lines,
-                "  smoke_test: maybe".into(),
-                Some("kprov::inventory::wrong_type"),
-            );
+            push(&mut lines, "  smoke_test: maybe".into(), Some("kprov::inventory::wrong_type"));
         }
         push(&mut lines, "ssh:".into(), None);
         push(&mut lines, "  user: pi".into(), None);
         if ssh[0] {
-            push(
-                &mut lines,
-                "  port: twenty-two".into(),
-                Some("kprov::inventory::wrong_type"),
-            );
+            push(&mut lines, "  port: twenty-two".into(), Some("kprov::inventory::wrong_type"));
         }
         if ssh[1] {
-            push(
-                &mut lines,
-                "  host_key_policy: strictt".into(),
-                Some("kprov::inventory::unknown_value"),
-            );
+            push(&mut lines, "  host_key_policy: strictt".into(), Some("kprov::inventory::unknown_value"));
         }
         if ssh[2] {
             push(&mut lines, "  connect_timeout: [10s]".into(), Some("kprov::inventory::wrong_type"));
         }
         if section[0] {
-            push(
-                &mut lines,
-                "mirors: {}".into(),
-                Some("kprov::inventory::unknown_key"),
-            );
+            push(&mut lines, "mirors: {}".into(), Some("kprov::inventory::unknown_key"));
         }
         push(&mut lines, "hosts:".into(), None);
-        push(
-            &mut lines,
-            "  - { name: k8s-00, address: 10.0.0.100, roles: [control-plane] }".into(),
-            None,
-        );
+        push(&mut lines, "  - { name: k8s-00, address: 10.0.0.100, roles: [control-plane] }".into(), None);
         if section[1] {
             push(&mut lines, "  - just-a-name".into(), Some("kprov::inventory::wrong_type"));
         }
         for (i, h) in hosts.iter().enumerate() {
-            let name = if h.name {
-                format!("Bad_Name_{i}")
-            } else {
-                format!("k8s-{i:02}x")
-            };
+            let name = if h.name { format!("Bad_Name_{i}") } else { format!("k8s-{i:02}x") };
             let address = match h.address {
                 0 => Some(format!("10.0.0.{i}")),
                 1 => Some(format!("\"not an address {i}\"")),
@@ -453,10 +366,7 @@ mod injected {
             if h.address == 2 {
                 // serde-saphyr places a missing key on the last key it read in the mapping
                 // (the unknown `lables` is cut before): raspberry_pi, else roles.
-                codes.push((
-                    entries.len() - usize::from(h.key && !h.watchdog) - 1,
-                    "kprov::inventory::missing_key",
-                ));
+                codes.push((entries.len() - usize::from(h.key && !h.watchdog) - 1, "kprov::inventory::missing_key"));
             }
             let first = lines.len() + 1;
             if h.flow {
@@ -500,11 +410,8 @@ fn the_documented_example_reports_what_the_docs_say() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/inventory.md")).unwrap();
     let section = doc.split("## What `kprov validate` reports").nth(1).unwrap();
     let yaml = section.split("```yaml\n").nth(1).unwrap().split("```").next().unwrap();
-    let want: Vec<(&str, usize)> = yaml
-        .lines()
-        .enumerate()
-        .filter_map(|(i, l)| l.split("# ").nth(1).map(|c| (c.split(": ").next().unwrap(), i + 1)))
-        .collect();
+    let want: Vec<(&str, usize)> =
+        yaml.lines().enumerate().filter_map(|(i, l)| l.split("# ").nth(1).map(|c| (c.split(": ").next().unwrap(), i + 1))).collect();
     assert_eq!(want.len(), 3, "{want:?}");
     let loaded = inventory::parse(yaml, "docs.yaml");
     let mut got: Vec<(&str, usize)> = codes_and_lines(&loaded);

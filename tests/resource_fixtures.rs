@@ -256,9 +256,7 @@ impl FixtureFacts {
                     assert_eq!(w, "absent", "{name}: package {pkg}: write `absent` or a mapping");
                     PackageFact::default()
                 }
-                FixturePackage::Installed { version, held } => {
-                    PackageFact { installed: true, version: Some(version), held }
-                }
+                FixturePackage::Installed { version, held } => PackageFact { installed: true, version: Some(version), held },
             };
             facts.insert(FactQuery::Package { name: pkg }, FactValue::Package(fact));
         }

@@ -10,14 +10,14 @@ mod backup;
 mod connect;
 mod facts;
 mod import;
-mod progress;
-mod validate;
 mod plan;
+mod progress;
 mod remove_node;
 mod reset;
 mod setup;
 mod ssh;
 mod upgrade;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -160,10 +160,7 @@ mod tests {
     /// The example under "Example:" in a command's help.
     fn example(cmd: &mut clap::Command) -> String {
         let help = cmd.render_long_help().to_string();
-        let after = help
-            .split_once("Example:\n")
-            .unwrap_or_else(|| panic!("no example in the help of {}:\n{help}", cmd.get_name()))
-            .1;
+        let after = help.split_once("Example:\n").unwrap_or_else(|| panic!("no example in the help of {}:\n{help}", cmd.get_name())).1;
         after.lines().next().unwrap().trim().to_string()
     }
 

@@ -100,7 +100,12 @@ pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
         p.connector.close_all().await;
         if g.verbose > 0 {
             for h in p.engine.active_hosts() {
-                let r = super::facts::host_report(&p.engine.hosts[h].name, &p.engine.addresses[h], &p.gathered.statuses[h], p.gathered.facts[h].as_ref().ok());
+                let r = super::facts::host_report(
+                    &p.engine.hosts[h].name,
+                    &p.engine.addresses[h],
+                    &p.gathered.statuses[h],
+                    p.gathered.facts[h].as_ref().ok(),
+                );
                 eprintln!("{}", host_summary(&r));
             }
         }

@@ -67,7 +67,8 @@ pub fn run(args: &ValidateArgs, g: &Globals) -> ExitCode {
 /// `validate -v`: a host as the inventory resolves it (roles, and SSH settings after merging
 /// the defaults with the host's overrides).
 pub fn host_line(h: &inventory::Host) -> String {
-    let roles: Vec<&str> = h.roles.iter().map(|r| if *r == crate::inventory::model::Role::ControlPlane { "control-plane" } else { "worker" }).collect();
+    let roles: Vec<&str> =
+        h.roles.iter().map(|r| if *r == crate::inventory::model::Role::ControlPlane { "control-plane" } else { "worker" }).collect();
     let mut ssh = format!("ssh {}@{}:{}", h.ssh.user, h.address, h.ssh.port);
     if let Some(b) = &h.ssh.bastion {
         ssh.push_str(&format!(" via {}", b.address));

@@ -51,9 +51,7 @@ pub(crate) struct Repaired {
 impl Repaired {
     /// Whether `d` may be a consequence of a cut: one of its labels is on a changed node.
     pub fn explains(&self, d: &Diagnostic) -> bool {
-        d.labels
-            .iter()
-            .any(|l| self.starts.contains(&l.place.offset))
+        d.labels.iter().any(|l| self.starts.contains(&l.place.offset))
     }
 }
 
@@ -109,36 +107,16 @@ impl Tree {
                 Event::MappingStart(style, anchor, _) => (Kind::Map(style), anchor),
                 Event::SequenceEnd | Event::MappingEnd => {
                     let id = stack.pop()?;
-                    let flow = matches!(
-                        nodes[id].kind,
-                        Kind::Seq(StructureStyle::Flow) | Kind::Map(StructureStyle::Flow)
-                    );
-                    let last = nodes[id]
-                        .children
-                        .iter()
-                        .filter(|&&c| !nodes[c].empty)
-                        .map(|&c| nodes[c].end)
-                        .max();
-                    nodes[id].end = if flow {
-                        end.max(nodes[id].start + 1)
-                    } else {
-                        last.unwrap_or(nodes[id].start + 1)
-                    };
+                    let flow = matches!(nodes[id].kind, Kind::Seq(StructureStyle::Flow) | Kind::Map(StructureStyle::Flow));
+                    let last = nodes[id].children.iter().filter(|&&c| !nodes[c].empty).map(|&c| nodes[c].end).max();
+                    nodes[id].end = if flow { end.max(nodes[id].start + 1) } else { last.unwrap_or(nodes[id].start + 1) };
                     continue;
                 }
                 _ => continue,
             };
             let id = nodes.len();
             let parent = stack.last().copied();
-            nodes.push(Node {
-                kind,
-                start,
-                end,
-                empty: end == start && kind == Kind::Scalar,
-                anchored: anchor != 0,
-                parent,
-                children: vec![],
-            });
+            nodes.push(Node { kind, start, end, empty: end == start && kind == Kind::Scalar, anchored: anchor != 0, parent, children: vec![] });
             if let Some(p) = parent {
                 nodes[p].children.push(id);
             }
@@ -151,14 +129,7 @@ impl Tree {
 
     fn is_key(&self, id: usize) -> bool {
         match self.nodes[id].parent {
-            Some(p) => {
-                matches!(self.nodes[p].kind, Kind::Map(_))
-                    && self.nodes[p]
-                        .children
-                        .iter()
-                        .position(|&c| c == id)
-                        .is_some_and(|i| i % 2 == 0)
-            }
+            Some(p) => matches!(self.nodes[p].kind, Kind::Map(_)) && self.nodes[p].children.iter().position(|&c| c == id).is_some_and(|i| i % 2 == 0),
             None => false,
         }
     }
@@ -178,11 +149,7 @@ impl Tree {
 
     /// The outermost value (not key) node at `offset`; an empty value only when no other starts there.
     fn value_at(&self, offset: usize) -> Option<usize> {
-        let at = |empty: bool| {
-            (0..self.nodes.len()).find(|&i| {
-                self.nodes[i].start == offset && !self.is_key(i) && self.nodes[i].empty == empty
-            })
-        };
+        let at = |empty: bool| (0..self.nodes.len()).find(|&i| self.nodes[i].start == offset && !self.is_key(i) && self.nodes[i].empty == empty);
         at(false).or_else(|| at(true))
     }
 
@@ -190,12 +157,10 @@ impl Tree {
     /// one of its keys.
     fn mapping_at(&self, offset: usize) -> Option<usize> {
         let map = |i: usize| matches!(self.nodes[i].kind, Kind::Map(_));
-        (0..self.nodes.len())
-            .find(|&i| self.nodes[i].start == offset && map(i))
-            .or_else(|| {
-                let key = self.key_at(offset)?;
-                self.nodes[key].parent
-            })
+        (0..self.nodes.len()).find(|&i| self.nodes[i].start == offset && map(i)).or_else(|| {
+            let key = self.key_at(offset)?;
+            self.nodes[key].parent
+        })
     }
 }
 
@@ -226,17 +191,11 @@ impl Cutter<'_> {
             return None;
         }
         let mut start = t.nodes[first].start;
-        let content_end = if t.nodes[last].empty {
-            t.nodes[first].end
-        } else {
-            t.nodes[last].end.max(t.nodes[first].end)
-        };
+        let content_end = if t.nodes[last].empty { t.nodes[first].end } else { t.nodes[last].end.max(t.nodes[first].end) };
         let end = match t.nodes[parent].kind {
             Kind::Seq(StructureStyle::Block) => {
                 // The item's "-" comes before it, with only blanks in between.
-                let before = self.text[..start]
-                    .iter()
-                    .rposition(|b| !b" \t\r\n".contains(b))?;
+                let before = self.text[..start].iter().rposition(|b| !b" \t\r\n".contains(b))?;
                 if self.text[before] != b'-' {
                     return None;
                 }
@@ -247,10 +206,7 @@ impl Cutter<'_> {
             // In a flow collection, take the comma after the entry; the last entry keeps the
             // one before it, as a trailing comma is allowed.
             _ => {
-                let after = self.text[content_end..]
-                    .iter()
-                    .position(|b| !b" \t\r\n".contains(b))
-                    .map(|i| content_end + i);
+                let after = self.text[content_end..].iter().position(|b| !b" \t\r\n".contains(b)).map(|i| content_end + i);
                 match after {
                     Some(i) if self.text[i] == b',' => i + 1,
                     _ => content_end,
@@ -267,23 +223,12 @@ impl Cutter<'_> {
         }
         self.cut.insert(first);
         self.cut.insert(last);
-        let remaining = siblings
-            .iter()
-            .step_by(if matches!(t.nodes[parent].kind, Kind::Map(_)) {
-                2
-            } else {
-                1
-            })
-            .filter(|c| !self.cut.contains(c))
-            .count();
+        let remaining =
+            siblings.iter().step_by(if matches!(t.nodes[parent].kind, Kind::Map(_)) { 2 } else { 1 }).filter(|c| !self.cut.contains(c)).count();
         // An emptied block collection would read as null: write the empty flow form instead.
         match t.nodes[parent].kind {
-            Kind::Seq(StructureStyle::Block) if remaining == 0 && end - start >= 2 => {
-                self.text[start..start + 2].copy_from_slice(b"[]")
-            }
-            Kind::Map(StructureStyle::Block) if remaining == 0 && end - start >= 2 => {
-                self.text[start..start + 2].copy_from_slice(b"{}")
-            }
+            Kind::Seq(StructureStyle::Block) if remaining == 0 && end - start >= 2 => self.text[start..start + 2].copy_from_slice(b"[]"),
+            Kind::Map(StructureStyle::Block) if remaining == 0 && end - start >= 2 => self.text[start..start + 2].copy_from_slice(b"{}"),
             _ => {}
         }
         Some(parent)
@@ -292,10 +237,7 @@ impl Cutter<'_> {
 
 /// The end of the line holding `offset` (the newline itself excluded).
 fn line_end(text: &[u8], offset: usize) -> usize {
-    text[offset..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map_or(text.len(), |i| offset + i)
+    text[offset..].iter().position(|&b| b == b'\n' || b == b'\r').map_or(text.len(), |i| offset + i)
 }
 
 /// Structural problems reported in one run at most (each costs one more deserialization).
@@ -310,15 +252,8 @@ enum Target {
 
 /// Deserialize `source` with `parse`, recovering from every structural error (see the module
 /// docs). `parse` is called once more than there are structural errors.
-pub(crate) fn deserialize<T>(
-    source: &str,
-    parse: impl Fn(&str) -> Result<T, serde_saphyr::Error>,
-) -> Deserialized<T> {
-    let mut out = Deserialized {
-        value: None,
-        diagnostics: vec![],
-        repaired: Repaired::default(),
-    };
+pub(crate) fn deserialize<T>(source: &str, parse: impl Fn(&str) -> Result<T, serde_saphyr::Error>) -> Deserialized<T> {
+    let mut out = Deserialized { value: None, diagnostics: vec![], repaired: Repaired::default() };
     let first = match parse(source) {
         Ok(v) => {
             out.value = Some(v);
@@ -330,11 +265,7 @@ pub(crate) fn deserialize<T>(
         out.diagnostics.push(yaml_diagnostic(&first, source));
         return out;
     };
-    let mut cutter = Cutter {
-        tree: &tree,
-        text: source.as_bytes().to_vec(),
-        cut: HashSet::new(),
-    };
+    let mut cutter = Cutter { tree: &tree, text: source.as_bytes().to_vec(), cut: HashSet::new() };
     // Containers a cut changed (tree ids): a structural problem placed on one (the key a
     // mapping lost) is the cut's consequence.
     let mut changed: HashSet<usize> = HashSet::new();
@@ -349,27 +280,17 @@ pub(crate) fn deserialize<T>(
     for round in 0..=tree.nodes.len() {
         if round == MAX_PROBLEMS {
             out.diagnostics.push(
-                Diagnostic::error(
-                    "kprov::inventory::too_many_problems",
-                    format!("more structural problems after these {MAX_PROBLEMS}"),
-                )
-                .label(
-                    error_offset(&error, source).map(|offset| Place { offset, len: 1 }),
-                    "the next one",
-                )
-                .help("fix these and run kprov validate again"),
+                Diagnostic::error("kprov::inventory::too_many_problems", format!("more structural problems after these {MAX_PROBLEMS}"))
+                    .label(error_offset(&error, source).map(|offset| Place { offset, len: 1 }), "the next one")
+                    .help("fix these and run kprov validate again"),
             );
             return out;
         }
         let d = diagnose(&error, source, &tree);
         let offset = error_offset(&error, source);
         let target = match d.code {
-            "kprov::inventory::unknown_key" | "kprov::inventory::duplicate_key" => {
-                Some(Target::Key)
-            }
-            "kprov::inventory::unknown_value" | "kprov::inventory::wrong_type" => {
-                Some(Target::Value)
-            }
+            "kprov::inventory::unknown_key" | "kprov::inventory::duplicate_key" => Some(Target::Key),
+            "kprov::inventory::unknown_value" | "kprov::inventory::wrong_type" => Some(Target::Value),
             "kprov::inventory::missing_key" => Some(Target::Mapping),
             _ => None,
         };
@@ -383,33 +304,18 @@ pub(crate) fn deserialize<T>(
             // Not a problem this pass can step over. After a cut, a problem that is not YAML
             // at all any more (an alias whose anchor went with a cut) is the cut's own doing:
             // the problems already reported stand, and nothing more is claimed.
-            let artifact = round > 0
-                && String::from_utf8(cutter.text.clone())
-                    .ok()
-                    .and_then(|t| Tree::parse(&t))
-                    .is_none();
+            let artifact = round > 0 && String::from_utf8(cutter.text.clone()).ok().and_then(|t| Tree::parse(&t)).is_none();
             if !artifact {
                 out.diagnostics.push(d);
             }
             return out;
         };
         let consequence = match target {
-            Some(Target::Mapping) => {
-                changed.contains(&node)
-                    || missing_field(&error).is_some_and(|f| meant.contains(&(node, f.to_string())))
-            }
+            Some(Target::Mapping) => changed.contains(&node) || missing_field(&error).is_some_and(|f| meant.contains(&(node, f.to_string()))),
             _ => changed.contains(&node),
         };
-        if let (
-            Some(Target::Key),
-            serde_saphyr::Error::SerdeUnknownField {
-                field, expected, ..
-            },
-        ) = (&target, inner(&error))
-            && let (Some(map), Some(m)) = (
-                tree.nodes[node].parent,
-                did_you_mean(field, expected.iter().copied()),
-            )
+        if let (Some(Target::Key), serde_saphyr::Error::SerdeUnknownField { field, expected, .. }) = (&target, inner(&error))
+            && let (Some(map), Some(m)) = (tree.nodes[node].parent, did_you_mean(field, expected.iter().copied()))
         {
             meant.insert((map, m.to_string()));
         }
@@ -424,9 +330,7 @@ pub(crate) fn deserialize<T>(
         if !matches!(target, Some(Target::Key)) {
             changed.insert(parent);
             poisoned.insert(parent);
-            if matches!(tree.nodes[parent].kind, Kind::Seq(_))
-                || matches!(target, Some(Target::Mapping))
-            {
+            if matches!(tree.nodes[parent].kind, Kind::Seq(_)) || matches!(target, Some(Target::Mapping)) {
                 let mut up = tree.nodes[parent].parent;
                 while let Some(p) = up {
                     poisoned.insert(p);
@@ -464,9 +368,7 @@ fn inside_cut(tree: &Tree, cut: &HashSet<usize>, n: usize) -> bool {
 
 fn inner(e: &serde_saphyr::Error) -> &serde_saphyr::Error {
     let mut inner = e;
-    while let serde_saphyr::Error::WithSnippet { error, .. }
-    | serde_saphyr::Error::AliasError { error, .. } = inner
-    {
+    while let serde_saphyr::Error::WithSnippet { error, .. } | serde_saphyr::Error::AliasError { error, .. } = inner {
         inner = error;
     }
     inner
@@ -487,44 +389,23 @@ fn diagnose(e: &serde_saphyr::Error, source: &str, tree: &Tree) -> Diagnostic {
     let offset = error_offset(e, source);
     let at = offset.and_then(|o| tree.value_at(o)).map(|n| {
         let node = &tree.nodes[n];
-        Place {
-            offset: node.start,
-            len: if node.kind == Kind::Scalar {
-                (node.end - node.start).max(1)
-            } else {
-                1
-            },
-        }
+        Place { offset: node.start, len: if node.kind == Kind::Scalar { (node.end - node.start).max(1) } else { 1 } }
     });
-    let found = match offset
-        .and_then(|o| tree.value_at(o))
-        .map(|n| &tree.nodes[n])
-    {
+    let found = match offset.and_then(|o| tree.value_at(o)).map(|n| &tree.nodes[n]) {
         Some(n) if n.empty => "nothing (an empty value)".to_string(),
         Some(n) if matches!(n.kind, Kind::Map(_)) => "a mapping".to_string(),
         Some(n) if matches!(n.kind, Kind::Seq(_)) => "a list".to_string(),
         Some(n) => {
-            let text = source
-                .get(n.start..n.end)
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("");
+            let text = source.get(n.start..n.end).unwrap_or("").lines().next().unwrap_or("");
             let short: String = text.chars().take(40).collect();
-            format!(
-                "`{short}{}`",
-                if short.len() < text.len() { "…" } else { "" }
-            )
+            format!("`{short}{}`", if short.len() < text.len() { "…" } else { "" })
         }
         None => "something else".to_string(),
     };
     let wrong = |want: &str, help: &str| {
-        Diagnostic::error(
-            "kprov::inventory::wrong_type",
-            format!("expected {want}, found {found}"),
-        )
-        .label(at, format!("not {want}"))
-        .help(help.to_string())
+        Diagnostic::error("kprov::inventory::wrong_type", format!("expected {want}, found {found}"))
+            .label(at, format!("not {want}"))
+            .help(help.to_string())
     };
     let types = "see docs/inventory.md for the type of each key";
     match inner(e) {
@@ -537,19 +418,11 @@ fn diagnose(e: &serde_saphyr::Error, source: &str, tree: &Tree) -> Diagnostic {
             },
             types,
         ),
-        E::Message { msg, .. }
-            if at.is_some()
-                && msg.starts_with("data did not match any variant of untagged enum") =>
-        {
-            wrong(
-                "a string or a number",
-                "quote versions: kubernetes_version: \"1.34\"",
-            )
+        E::Message { msg, .. } if at.is_some() && msg.starts_with("data did not match any variant of untagged enum") => {
+            wrong("a string or a number", "quote versions: kubernetes_version: \"1.34\"")
         }
         // A whole number too large (or negative) for its key.
-        E::InvalidScalar { ty, .. }
-            if at.is_some() && found.trim_matches('`').parse::<i128>().is_ok() =>
-        {
+        E::InvalidScalar { ty, .. } if at.is_some() && found.trim_matches('`').parse::<i128>().is_ok() => {
             let range = match *ty {
                 "u8" => "0 to 255",
                 "u16" => "0 to 65535",
@@ -557,24 +430,17 @@ fn diagnose(e: &serde_saphyr::Error, source: &str, tree: &Tree) -> Diagnostic {
                 "u64" => "0 to 18446744073709551615",
                 _ => "the key's range",
             };
-            Diagnostic::error(
-                "kprov::inventory::wrong_type",
-                format!("{found} is out of range: expected a whole number from {range}"),
-            )
-            .label(at, "out of range")
-            .help(types)
+            Diagnostic::error("kprov::inventory::wrong_type", format!("{found} is out of range: expected a whole number from {range}"))
+                .label(at, "out of range")
+                .help(types)
         }
         // A missing key outside a host (a bastion without its address): say where it belongs.
         E::SerdeMissingField { field, .. } => {
             let d = yaml_diagnostic(e, source);
-            let owner = offset
-                .and_then(|o| tree.mapping_at(o))
-                .and_then(|m| tree.key_of(m))
-                .and_then(|k| source.get(tree.nodes[k].start..tree.nodes[k].end));
+            let owner =
+                offset.and_then(|o| tree.mapping_at(o)).and_then(|m| tree.key_of(m)).and_then(|k| source.get(tree.nodes[k].start..tree.nodes[k].end));
             match owner {
-                Some(key) => d.help(format!(
-                    "`{key}` needs `{field}`; see docs/inventory.md for its keys"
-                )),
+                Some(key) => d.help(format!("`{key}` needs `{field}`; see docs/inventory.md for its keys")),
                 None => d,
             }
         }
@@ -608,47 +474,23 @@ mod tests {
         for text in TEXTS {
             let tree = Tree::parse(text).unwrap();
             for id in 1..tree.nodes.len() {
-                let mut cutter = Cutter {
-                    tree: &tree,
-                    text: text.as_bytes().to_vec(),
-                    cut: HashSet::new(),
-                };
+                let mut cutter = Cutter { tree: &tree, text: text.as_bytes().to_vec(), cut: HashSet::new() };
                 if cutter.cut(id).is_none() {
                     continue;
                 }
                 let after = String::from_utf8(cutter.text.clone()).unwrap();
                 assert_eq!(after.len(), text.len());
-                let new = Tree::parse(&after)
-                    .unwrap_or_else(|| panic!("cutting node {id} left no YAML:\n{after}"));
-                let kept: HashSet<(usize, usize)> = new
-                    .nodes
-                    .iter()
-                    .filter(|n| n.kind == Kind::Scalar && !n.empty)
-                    .map(|n| (n.start, n.end))
-                    .collect();
-                let cut_ranges: Vec<(usize, usize)> = cutter
-                    .cut
-                    .iter()
-                    .map(|&c| (tree.nodes[c].start, tree.nodes[c].end))
-                    .collect();
+                let new = Tree::parse(&after).unwrap_or_else(|| panic!("cutting node {id} left no YAML:\n{after}"));
+                let kept: HashSet<(usize, usize)> =
+                    new.nodes.iter().filter(|n| n.kind == Kind::Scalar && !n.empty).map(|n| (n.start, n.end)).collect();
+                let cut_ranges: Vec<(usize, usize)> = cutter.cut.iter().map(|&c| (tree.nodes[c].start, tree.nodes[c].end)).collect();
                 let inside = |n: &super::Node| {
                     // Inside the cut entry: between its first and last node, or in a cut subtree.
-                    let (lo, hi) = (
-                        cut_ranges.iter().map(|r| r.0).min().unwrap(),
-                        cut_ranges.iter().map(|r| r.1).max().unwrap(),
-                    );
+                    let (lo, hi) = (cut_ranges.iter().map(|r| r.0).min().unwrap(), cut_ranges.iter().map(|r| r.1).max().unwrap());
                     n.start >= lo && n.end <= hi
                 };
-                for n in tree
-                    .nodes
-                    .iter()
-                    .filter(|n| n.kind == Kind::Scalar && !n.empty && !inside(n))
-                {
-                    assert!(
-                        kept.contains(&(n.start, n.end)),
-                        "cutting node {id} moved `{}`:\n{after}",
-                        &text[n.start..n.end]
-                    );
+                for n in tree.nodes.iter().filter(|n| n.kind == Kind::Scalar && !n.empty && !inside(n)) {
+                    assert!(kept.contains(&(n.start, n.end)), "cutting node {id} moved `{}`:\n{after}", &text[n.start..n.end]);
                 }
             }
         }

@@ -34,10 +34,7 @@ impl Resource for Reboot {
         if !ctx.dependency_changed {
             return Ok(Check::NoOp { reason: "nothing that needs a reboot changed".into() });
         }
-        Ok(Check::Change(Change::new(
-            Action::Reboot,
-            format!("reboot ({})", self.reason.as_deref().unwrap_or(&self.after_change_of.join(", "))),
-        )))
+        Ok(Check::Change(Change::new(Action::Reboot, format!("reboot ({})", self.reason.as_deref().unwrap_or(&self.after_change_of.join(", "))))))
     }
 
     fn apply_script(&self, _ctx: &CheckContext<'_>, _change: &Change) -> Result<String, QuoteError> {

@@ -67,7 +67,9 @@ impl Resource for SwapOff {
         for svc in self.live_services(ctx) {
             let q = quote(svc)?;
             // Masking fails for a unit file in /etc/systemd/system; disabled is enough then.
-            s.push_str(&format!("systemctl stop {q} || true\nsystemctl disable {q} 2>/dev/null || true\nsystemctl mask {q} 2>/dev/null || systemctl disable {q}\n"));
+            s.push_str(&format!(
+                "systemctl stop {q} || true\nsystemctl disable {q} 2>/dev/null || true\nsystemctl mask {q} 2>/dev/null || systemctl disable {q}\n"
+            ));
         }
         s.push_str("swapoff -a\n");
         // Comment out swap entries, keeping the file's mode and owner (sed -i renames a temp file).
