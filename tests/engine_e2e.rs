@@ -19,10 +19,15 @@ fn converge_noop_drift_and_saved_plans() {
     let inv = p(&inv);
 
     // Plan: changes pending → exit 2, and it shows the sysctl diff.
-    let plan = k.run(&["plan", inv, "--tags", "prepare"]);
+    let plan = k.run(&["-v", "plan", inv, "--tags", "prepare"]);
     assert_eq!(code(&plan), 2, "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout).to_string();
     assert!(out.contains("+net.ipv4.ip_forward                 = 1"), "{out}");
+    // -v: one line per host of what kprov found there, on stderr (the plan on stdout stays clean).
+    let err = String::from_utf8_lossy(&plan.stderr).to_string();
+    let found: Vec<&str> = err.lines().filter(|l| l.contains("): Debian GNU/Linux") && l.contains(", Kubernetes: ")).collect();
+    assert_eq!(found.len(), 2, "{err}");
+    assert!(!out.contains("Kubernetes: "), "{out}");
     assert!(out.contains("# /swap.img none swap sw 0 0"), "{out}");
 
     let apply = k.run(&["apply", inv, "--tags", "prepare"]);

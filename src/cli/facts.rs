@@ -369,6 +369,35 @@ mod tests {
     }
 
     #[test]
+    fn plan_verbose_summarises_each_host_in_one_line() {
+        let mut f = HostFacts::default();
+        f.insert(
+            FactQuery::Os,
+            FactValue::Os(OsFact {
+                id: "debian".into(),
+                arch: "arm64".into(),
+                machine: "aarch64".into(),
+                pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+                ..Default::default()
+            }),
+        );
+        f.insert(FactQuery::File { path: KUBELET_CONF.into() }, FactValue::File(FileFact { exists: true, mode: 0o600, ..Default::default() }));
+        f.insert(
+            FactQuery::Package { name: "kubelet".into() },
+            FactValue::Package(PackageFact { installed: true, version: Some("1.34.2-1.1".into()), held: true }),
+        );
+        let line = super::super::plan::host_summary(&host_report("pi1", "10.0.0.1", &HostStatus::Ready, Some(&f)));
+        assert_eq!(line, "pi1 (10.0.0.1): Debian GNU/Linux 12 (bookworm), arm64 (aarch64), Kubernetes: joined, kubelet 1.34.2-1.1");
+        let down = super::super::plan::host_summary(&host_report(
+            "pi2",
+            "10.0.0.2",
+            &HostStatus::Unreachable { message: "connection refused".into() },
+            None,
+        ));
+        assert_eq!(down, "pi2 (10.0.0.2): unreachable: connection refused");
+    }
+
+    #[test]
     fn an_unreachable_host_is_shown_with_its_error() {
         let r = host_report("h2", "10.0.0.2", &HostStatus::Unreachable { message: "h2: cannot connect".into() }, None);
         let text = render_text(&FactsReport { format_version: 1, inventory: "i".into(), hosts: vec![r] });

@@ -25,7 +25,13 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "kprov", version, about = "Declarative, agentless provisioning of kubeadm Kubernetes clusters over SSH", propagate_version = true)]
+#[command(
+    name = "kprov",
+    version,
+    about = "Declarative, agentless provisioning of kubeadm Kubernetes clusters over SSH",
+    propagate_version = true,
+    after_help = "Example:\n  kprov validate inventory.yaml && kprov plan inventory.yaml && kprov apply inventory.yaml"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub globals: Globals,
@@ -72,29 +78,41 @@ impl Globals {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check an inventory and report every problem at once.
+    #[command(after_help = "Example:\n  kprov validate inventory.yaml --format json")]
     Validate(validate::ValidateArgs),
     /// Read the hosts' facts and show what apply would change (exit 0: none, 2: changes, 1: error).
+    #[command(after_help = "Example:\n  kprov plan inventory.yaml --limit k8s-02 -o plan.json")]
     Plan(plan::PlanArgs),
     /// Bring the hosts to the state the inventory describes (or carry out a saved plan).
+    #[command(after_help = "Example:\n  kprov apply inventory.yaml --tags prepare,packages")]
     Apply(apply::ApplyArgs),
     /// Show what kprov sees on each host (OS, packages, services, kubeadm state...).
+    #[command(after_help = "Example:\n  kprov facts inventory.yaml --limit k8s-01 --json")]
     Facts(facts::FactsArgs),
     /// Open a shell (or run a command) on a host with the inventory's SSH settings.
+    #[command(after_help = "Example:\n  kprov ssh inventory.yaml k8s-01 -- systemctl status kubelet")]
     Ssh(ssh::SshArgs),
     /// kubeadm reset and cleanup on the hosts, workers first (asks to confirm unless --yes).
+    #[command(after_help = "Example:\n  kprov reset inventory.yaml --limit k8s-03")]
     Reset(reset::ResetArgs),
     /// Drain and delete a node from the cluster, then reset it (asks to confirm unless --yes).
+    #[command(after_help = "Example:\n  kprov remove-node inventory.yaml k8s-03")]
     RemoveNode(remove_node::RemoveNodeArgs),
     /// Upgrade the cluster to the inventory's Kubernetes version, in kubeadm's order (asks to
     /// confirm unless --yes).
+    #[command(after_help = "Example:\n  kprov upgrade inventory.yaml --dry-run")]
     Upgrade(upgrade::UpgradeArgs),
     /// Save an etcd snapshot of the cluster on this machine.
+    #[command(after_help = "Example:\n  kprov backup inventory.yaml -o etcd-snapshot.db")]
     Backup(backup::BackupArgs),
     /// Convert another tool's inventory into a kprov inventory (exit 1 on any problem).
+    #[command(after_help = "Example:\n  kprov import kubespray inventory/mycluster/hosts.yaml -o cluster.yaml")]
     Import(import::ImportArgs),
     /// Print the JSON Schema of the inventory.
+    #[command(after_help = "Example:\n  kprov schema > kprov-inventory.schema.json")]
     Schema,
     /// Print shell completions.
+    #[command(after_help = "Example:\n  kprov completions bash > ~/.local/share/bash-completion/completions/kprov")]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -129,6 +147,42 @@ pub fn main() -> ExitCode {
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "kprov", &mut std::io::stdout());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// The example under "Example:" in a command's help.
+    fn example(cmd: &mut clap::Command) -> String {
+        let help = cmd.render_long_help().to_string();
+        let after = help.split_once("Example:\n").unwrap_or_else(|| panic!("no example in the help of {}:\n{help}", cmd.get_name())).1;
+        after.lines().next().unwrap().trim().to_string()
+    }
+
+    /// `kprov --help` and every subcommand's help show one example, and the example is a
+    /// command line kprov accepts (parsed, not run).
+    #[test]
+    fn every_help_shows_an_example_that_parses() {
+        let mut top = Cli::command();
+        assert!(example(&mut top).starts_with("kprov validate "));
+        // clap's own `help` subcommand aside.
+        let names: Vec<String> = top.get_subcommands().map(|c| c.get_name().to_string()).filter(|n| n != "help").collect();
+        assert!(names.len() >= 12, "{names:?}");
+        for name in names {
+            let mut sub = top.find_subcommand_mut(&name).unwrap().clone();
+            let line = example(&mut sub);
+            // Shell redirections are not kprov's arguments.
+            let line = line.split(" > ").next().unwrap();
+            let words = shlex::split(line).unwrap();
+            assert_eq!(&words[..2], ["kprov", name.as_str()], "{name}: {line}");
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("the example of `kprov {name}` does not parse: {line}\n{e}");
+            }
         }
     }
 }

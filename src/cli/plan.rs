@@ -98,6 +98,17 @@ pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
     let result = rt.block_on(async {
         let p = prepare(inv, &args.select, g).await?;
         p.connector.close_all().await;
+        if g.verbose > 0 {
+            for h in p.engine.active_hosts() {
+                let r = super::facts::host_report(
+                    &p.engine.hosts[h].name,
+                    &p.engine.addresses[h],
+                    &p.gathered.statuses[h],
+                    p.gathered.facts[h].as_ref().ok(),
+                );
+                eprintln!("{}", host_summary(&r));
+            }
+        }
         Ok::<Plan, miette::Report>(p.planned.plan)
     });
     let plan = match result {
@@ -129,6 +140,27 @@ pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
         println!("Saved the plan to {}; apply it with: kprov apply {}", out.display(), out.display());
     }
     exit_code(&plan)
+}
+
+/// `plan -v`: one line per host of what kprov found there (OS, architecture, Kubernetes).
+pub fn host_summary(r: &super::facts::HostReport) -> String {
+    let head = format!("{} ({})", r.name, r.address);
+    if r.status != "ok" {
+        return format!("{head}: {}: {}", r.status.replace('_', " "), r.error.as_deref().unwrap_or("no facts"));
+    }
+    let mut parts = vec![];
+    if let Some(os) = &r.os {
+        parts.push(if os.pretty_name.is_empty() { os.id.clone() } else { os.pretty_name.clone() });
+        parts.push(if os.machine.is_empty() || os.machine == os.arch { os.arch.clone() } else { format!("{} ({})", os.arch, os.machine) });
+    }
+    let kubelet = r.packages.get("kubelet").map(|p| match (&p.version, p.installed) {
+        (Some(v), true) => format!("kubelet {v}"),
+        _ => "kubelet not installed".to_string(),
+    });
+    let state = r.kubeadm.as_ref().map(|k| k.state.replace('-', " "));
+    let kube: Vec<String> = state.into_iter().chain(kubelet).collect();
+    parts.push(if kube.is_empty() { "Kubernetes: not read by the selected tags".to_string() } else { format!("Kubernetes: {}", kube.join(", ")) });
+    format!("{head}: {}", parts.join(", "))
 }
 
 pub fn exit_code(plan: &Plan) -> ExitCode {

@@ -50,11 +50,33 @@ pub fn run(args: &ValidateArgs, g: &Globals) -> ExitCode {
                     inv.cluster.kubernetes_patch_version.clone().unwrap_or_else(|| inv.cluster.kubernetes_version.clone()),
                     inv.cluster.cni
                 );
+                // Without -v, one line; with it, what kprov will do with each host. Facts
+                // (OS, architecture, Kubernetes state) need the hosts: `kprov plan -v`.
+                if g.verbose > 0 {
+                    for h in &inv.hosts {
+                        println!("  {}", host_line(h));
+                    }
+                }
             }
             ExitCode::SUCCESS
         }
         None => ExitCode::from(1),
     }
+}
+
+/// `validate -v`: a host as the inventory resolves it (roles, and SSH settings after merging
+/// the defaults with the host's overrides).
+pub fn host_line(h: &inventory::Host) -> String {
+    let roles: Vec<&str> =
+        h.roles.iter().map(|r| if *r == crate::inventory::model::Role::ControlPlane { "control-plane" } else { "worker" }).collect();
+    let mut ssh = format!("ssh {}@{}:{}", h.ssh.user, h.address, h.ssh.port);
+    if let Some(b) = &h.ssh.bastion {
+        ssh.push_str(&format!(" via {}", b.address));
+    }
+    if h.ssh.become_ && h.ssh.user != "root" {
+        ssh.push_str(", sudo");
+    }
+    format!("{}: {}; {ssh}", h.name, roles.join(", "))
 }
 
 /// Print every diagnostic to stderr; the inventory when it is valid.
@@ -71,4 +93,17 @@ pub fn report<'a>(loaded: &'a Loaded, g: &Globals) -> Option<&'a inventory::Inve
         eprintln!("{errors} error{} in the inventory; nothing was done.", if errors == 1 { "" } else { "s" });
     }
     loaded.inventory.as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_line;
+
+    #[test]
+    fn verbose_validate_shows_each_host_as_resolved() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory-examples/rpi-homelab.yaml");
+        let inv = crate::inventory::load(&path).inventory.unwrap();
+        assert_eq!(host_line(&inv.hosts[0]), "k8s-01: control-plane; ssh pi@192.168.0.150:22, sudo");
+        assert_eq!(host_line(&inv.hosts[1]), "k8s-02: worker; ssh pi@192.168.0.151:22, sudo");
+    }
 }

@@ -6,6 +6,7 @@
 
 mod diagnostic;
 pub mod model;
+mod structure;
 mod trust;
 mod validate;
 

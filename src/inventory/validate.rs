@@ -172,18 +172,19 @@ pub(crate) fn parse_and_validate(source: &str, name: &str) -> Loaded {
     budget.max_depth = MAX_DEPTH;
     budget.max_documents = 1;
     let options = serde_saphyr::options! { budget: Some(budget), with_snippet: false };
-    let file: InventoryFile = match serde_saphyr::from_str_with_options(source, options) {
-        Ok(f) => f,
-        Err(e) => return finish(vec![yaml_diagnostic(&e, source)], None),
-    };
+    // Every structural problem first (see structure.rs), then the checks of meaning on what is left.
+    let found = super::structure::deserialize(source, |text| serde_saphyr::from_str_with_options::<InventoryFile>(text, options.clone()));
+    let mut diags = found.diagnostics;
+    let Some(file) = found.value else { return finish(diags, None) };
     let mut v = Validator { diags: vec![] };
     let inventory = v.inventory(&file, name, &src);
-    let has_errors = v.diags.iter().any(Diagnostic::is_error);
-    finish(v.diags, if has_errors { None } else { inventory })
+    diags.extend(v.diags.into_iter().filter(|d| !found.repaired.explains(d)));
+    let has_errors = diags.iter().any(Diagnostic::is_error);
+    finish(diags, if has_errors { None } else { inventory })
 }
 
 /// Turn a serde-saphyr error into a diagnostic with a useful hint.
-fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
+pub(super) fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
     use serde_saphyr::Error as E;
     let mut inner = e;
     while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
@@ -218,7 +219,7 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
             let found = at.and_then(|p| source.get(p.offset..p.offset + p.len)).unwrap_or("this value");
             let want = match *ty {
                 t if t.starts_with('u') || t.starts_with('i') => "a whole number",
-                "bool" => "true or false",
+                "bool" | "boolean" => "true or false",
                 "f32" | "f64" => "a number",
                 other => other,
             };
