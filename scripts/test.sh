@@ -36,7 +36,7 @@ update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "cannot register qemu-aarch64 with binfmt_misc; the Raspberry Pi tests need it" >&2; exit 1; }
 
 log "test-node images (built once, then cached)"
-for flavour in debian ubuntu rpi; do
+for flavour in debian ubuntu rpi rpi-trixie; do
   bash tests/nodes/build-image.sh "$flavour" >/dev/null
 done
 if [ -x tests/doubles/build-repo.sh ]; then

@@ -126,7 +126,8 @@ struct Job {
     tasks: Vec<NodeIndex>,
     /// Which tasks of `tasks` have a script in the batch (the rest are no-ops).
     changed: Vec<NodeIndex>,
-    reboot: Option<Duration>,
+    /// For a reboot: how long to wait, and what to check once the host is back.
+    reboot: Option<(Duration, crate::resources::Verify)>,
 }
 
 /// Carry out `planned` over `graph`.
@@ -200,7 +201,7 @@ pub async fn apply(
                     continue;
                 }
                 let reboot = tasks.first().filter(|&&n| is_reboot(n)).and_then(|&n| match &planned.rendered.get(&n)?.spec {
-                    ResourceSpec::Reboot(r) => Some(Duration::from_secs(r.timeout_secs)),
+                    ResourceSpec::Reboot(r) => Some((Duration::from_secs(r.timeout_secs), r.verify.clone())),
                     _ => None,
                 });
                 // Build the scripts now: captures from earlier batches are known by now.
@@ -238,10 +239,13 @@ pub async fn apply(
                 let batch = Batch::new(steps);
                 running.spawn(async move {
                     let t0 = Instant::now();
-                    let result = match job.reboot {
-                        Some(timeout) => remote.reboot(timeout).await.map(|()| {
-                            vec![StepResult { exit_status: 0, output: String::new(), capture: None }]
-                        }),
+                    let result = match &job.reboot {
+                        Some((timeout, verify)) => match remote.reboot(*timeout).await {
+                            Ok(()) => verify_after_reboot(remote.as_ref(), verify).await.map(|()| {
+                                vec![StepResult { exit_status: 0, output: String::new(), capture: None }]
+                            }),
+                            Err(e) => Err(e),
+                        },
                         None => remote.run_script(batch.script()).await.map(|out| batch.parse(&out)),
                     };
                     (job, result, t0.elapsed().as_millis() as u64)
@@ -358,6 +362,19 @@ pub async fn apply(
 
 /// The last lines of a failed step's output, with every secret taken out: captured values,
 /// bootstrap tokens and certificate keys, whatever printed them.
+/// The reboot's checks, on facts gathered again now that the host is back (one more round
+/// trip, only after a reboot): the fact script for what the checks read, parsed and judged.
+async fn verify_after_reboot(remote: &dyn Remote, verify: &crate::resources::Verify) -> Result<(), String> {
+    if verify.is_empty() {
+        return Ok(());
+    }
+    let script = crate::facts::FactScript::new(verify.queries());
+    let text = script.render().map_err(|e| format!("the checks after the reboot: {e}"))?;
+    let out = remote.run_script(text).await.map_err(|e| format!("the checks after the reboot could not run: {e}"))?;
+    let facts = crate::facts::parse(&script, &out).map_err(|e| format!("the checks after the reboot: {e}"))?;
+    verify.check(&facts)
+}
+
 fn failure_message(r: &StepResult, captures: &Captures) -> String {
     let clean = crate::secret::redact(&r.output, captures.values());
     let tail: Vec<&str> = clean.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();

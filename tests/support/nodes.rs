@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 pub enum Flavour {
     Debian,
     Ubuntu,
+    /// Raspberry Pi OS bookworm: Debian 12 arm64 with dphys-swapfile.
     RaspberryPi,
+    /// Raspberry Pi OS trixie: Debian 13 arm64 with rpi-swap's generator.
+    RaspberryPiTrixie,
 }
 
 impl Flavour {
@@ -24,6 +27,7 @@ impl Flavour {
             Flavour::Debian => "debian",
             Flavour::Ubuntu => "ubuntu",
             Flavour::RaspberryPi => "rpi",
+            Flavour::RaspberryPiTrixie => "rpi-trixie",
         }
     }
 }
@@ -237,7 +241,7 @@ impl NodeSet {
     }
 
     fn wait_ready(&self, n: &Node) -> String {
-        let deadline = Instant::now() + Duration::from_secs(if n.flavour == Flavour::RaspberryPi { 180 } else { 60 });
+        let deadline = Instant::now() + Duration::from_secs(if matches!(n.flavour, Flavour::RaspberryPi | Flavour::RaspberryPiTrixie) { 180 } else { 60 });
         loop {
             let out = docker(&["exec", &n.container, "sh", "-c", "systemctl is-system-running 2>/dev/null; cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null; systemctl is-active ssh"]);
             let text = String::from_utf8_lossy(&out.stdout).to_string();
