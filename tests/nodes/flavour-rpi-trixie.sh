@@ -33,6 +33,8 @@ CONF
 
 # What a swap unit would run: a container cannot swapon, so the stand-in unit records its
 # activation with the boot it happened in (PID 1's start time: a container restart is a boot).
+# (The stand-in units keep systemd's default dependencies: started that early under qemu, a
+# service fails to spawn.)
 cat > /usr/local/sbin/kprov-test-swapon <<'SH'
 #!/bin/sh
 read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ start _ < /proc/1/stat
@@ -51,7 +53,7 @@ mkdir -p /usr/lib/systemd/system-generators
 cat > /usr/lib/systemd/system-generators/rpi-swap-generator <<'GEN'
 #!/bin/sh
 # rpi-swap-generator stand-in (kprov test double): see tests/nodes/flavour-rpi-trixie.sh.
-set -eu
+set -u
 out=${1:-/run/systemd/generator}
 mechanism=auto
 path=/var/swap
@@ -79,7 +81,9 @@ for d in /etc/rpi /run/rpi /usr/local/lib/rpi /usr/lib/rpi; do
   fi
 done
 names=$(for d in /etc/rpi /run/rpi /usr/local/lib/rpi /usr/lib/rpi; do
-  for f in "$d"/swap.conf.d/*.conf; do [ -e "$f" ] || [ -L "$f" ] && basename "$f"; done
+  for f in "$d"/swap.conf.d/*.conf; do
+    if [ -e "$f" ] || [ -L "$f" ]; then basename "$f"; fi
+  done
 done | sort -u)
 for n in $names; do
   for d in /etc/rpi /run/rpi /usr/local/lib/rpi /usr/lib/rpi; do
@@ -91,7 +95,7 @@ for n in $names; do
   done
 done
 case $mechanism in swapfile|zram|zram+file|none) ;; *) mechanism=auto ;; esac
-[ "$mechanism" = auto ] && mechanism=zram+file
+if [ "$mechanism" = auto ]; then mechanism=zram+file; fi
 unit() { # device
   name="kprov-test-swap-$(systemd-escape --path "$1").service"
   cat > "$out/$name" <<UNIT
@@ -99,8 +103,6 @@ unit() { # device
 [Unit]
 SourcePath=/etc/rpi/swap.conf
 Description=Stand-in for the swap on $1
-DefaultDependencies=no
-Before=swap.target
 
 [Service]
 Type=oneshot
