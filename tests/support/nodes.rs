@@ -258,10 +258,14 @@ impl NodeSet {
             }
             if Instant::now() > deadline {
                 let logs = docker(&["logs", "--tail", "30", &n.container]);
+                // Which units failed, and how: under emulation a too-old qemu-user shows as
+                // services failing to spawn ("Result: resources"), see tests/nodes/README.md.
+                let failed = docker(&["exec", &n.container, "sh", "-c", "systemctl --failed --no-legend --plain 2>&1; systemctl show -p Result ssh.service 2>&1"]);
                 panic!(
-                    "node {} ({}) not ready: system state {state:?}, ssh active {ssh_active}\n{}{}",
+                    "node {} ({}) not ready: system state {state:?}, ssh active {ssh_active}\nfailed units:\n{}\n{}{}",
                     n.name,
                     n.ip,
+                    String::from_utf8_lossy(&failed.stdout),
                     String::from_utf8_lossy(&logs.stdout),
                     String::from_utf8_lossy(&logs.stderr)
                 );
