@@ -102,7 +102,10 @@ pub fn check_host(os: &OsFact, role: NodeRole, cni: &str, policy: &Policy) -> Ve
             "os",
             format!(
                 "{} {version} reports the codename {:?}, not {codename:?}: Docker's apt repository is chosen by codename, and it publishes no {:?} ({})",
-                os.id, os.codename, os.codename, supported_list()
+                os.id,
+                os.codename,
+                os.codename,
+                supported_list()
             ),
         ),
         None if known_id => add(
@@ -122,11 +125,7 @@ pub fn check_host(os: &OsFact, role: NodeRole, cni: &str, policy: &Policy) -> Ve
         add("arch", format!("architecture {:?} ({}) is not supported: Kubernetes packages exist for amd64 and arm64", os.arch, os.machine));
     }
     if !os.memory_cgroup {
-        let hint = if os.raspberry_pi_os {
-            "; kprov adds cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboots"
-        } else {
-            ""
-        };
+        let hint = if os.raspberry_pi_os { "; kprov adds cgroup_memory=1 cgroup_enable=memory to the kernel command line and reboots" } else { "" };
         add("cgroup", format!("the memory cgroup is not enabled (kubelet needs it){hint}"));
     }
     if !role.joined {
@@ -246,42 +245,21 @@ mod tests {
             check_host(&os, CP, "weave", &Policy::default())
         };
         for (id, version, codename) in SUPPORTED {
-            assert_eq!(
-                with(id, version, codename),
-                vec![],
-                "{id} {version} {codename}"
-            );
+            assert_eq!(with(id, version, codename), vec![], "{id} {version} {codename}");
         }
         // Debian 11: Kubernetes' packages would install, but it is not a release kprov supports.
         let p = with("debian", "11", "bullseye");
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(
-            p[0].message
-                .contains("debian 11 (bullseye) is not a supported release"),
-            "{}",
-            p[0].message
-        );
+        assert!(p[0].message.contains("debian 11 (bullseye) is not a supported release"), "{}", p[0].message);
         // Ubuntu 25.04 and Debian testing (no VERSION_ID): no release Docker publishes for kprov.
-        assert!(
-            with("ubuntu", "25.04", "plucky")[0]
-                .message
-                .contains("ubuntu 25.04 (plucky) is not a supported release")
-        );
-        assert!(
-            with("debian", "", "forky")[0]
-                .message
-                .contains("debian without VERSION_ID (forky)")
-        );
+        assert!(with("ubuntu", "25.04", "plucky")[0].message.contains("ubuntu 25.04 (plucky) is not a supported release"));
+        assert!(with("debian", "", "forky")[0].message.contains("debian without VERSION_ID (forky)"));
         // Testing with the trixie codename before its VERSION_ID: the codename decides.
         assert_eq!(with("debian", "", "trixie"), vec![]);
         // A codename that does not match the version picks a Docker repository that does not exist.
         let m = &with("ubuntu", "24.04", "oracular")[0].message;
-        assert!(
-            m.contains("reports the codename \"oracular\", not \"noble\""),
-            "{m}"
-        );
+        assert!(m.contains("reports the codename \"oracular\", not \"noble\""), "{m}");
     }
-
 
     #[test]
     fn each_problem_is_reported_with_its_code() {

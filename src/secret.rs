@@ -79,11 +79,8 @@ mod tests {
     #[test]
     fn redact_removes_values_tokens_and_certificate_keys() {
         let join = Secret::new("kubeadm join 10.0.0.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca-cert-hash sha256:00");
-        let text = format!(
-            "ran {}\nother token: zyxwvu.9876543210zyxwvu\n--certificate-key {}\nsudo password hunter22\n",
-            join.expose(),
-            "a".repeat(64)
-        );
+        let text =
+            format!("ran {}\nother token: zyxwvu.9876543210zyxwvu\n--certificate-key {}\nsudo password hunter22\n", join.expose(), "a".repeat(64));
         let out = redact(&text, [&join, &Secret::new("hunter22")]);
         assert!(!out.contains("abcdef.0123456789abcdef"), "{out}");
         assert!(!out.contains("zyxwvu.9876543210zyxwvu"), "{out}");

@@ -8,19 +8,14 @@ use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 #[error("a value meant for a remote shell contains a NUL byte: {value:?}")]
-#[diagnostic(
-    code(kprov::shell::nul_byte),
-    help("NUL bytes cannot be passed to a shell; remove it from the inventory or role")
-)]
+#[diagnostic(code(kprov::shell::nul_byte), help("NUL bytes cannot be passed to a shell; remove it from the inventory or role"))]
 pub struct QuoteError {
     pub value: String,
 }
 
 /// Quote one word for POSIX sh.
 pub fn quote(value: &str) -> Result<Cow<'_, str>, QuoteError> {
-    shlex::try_quote(value).map_err(|_| QuoteError {
-        value: value.replace('\0', "\\0"),
-    })
+    shlex::try_quote(value).map_err(|_| QuoteError { value: value.replace('\0', "\\0") })
 }
 
 /// Quote each word and join them with spaces.

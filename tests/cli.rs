@@ -34,11 +34,7 @@ fn validate_rejects_a_bad_inventory_with_exit_1_and_every_problem() {
 
 #[test]
 fn warnings_do_not_fail_validation() {
-    kprov()
-        .args(["validate", "tests/bad-inventories/even-control-planes.yaml"])
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("even number"));
+    kprov().args(["validate", "tests/bad-inventories/even-control-planes.yaml"]).assert().success().stderr(predicate::str::contains("even number"));
 }
 
 #[test]

@@ -66,7 +66,13 @@ fn ubuntu_control_plane_and_debian_workers_from_empty_to_ready() {
 
     // A node that stops being Ready is reported, with exit 1, even when nothing needed changing.
     let networked = |on: bool| {
-        set.sh(0, &format!("python3 -c \"import json; p='/var/lib/kube-double/api.json'; s=json.load(open(p)); s['networked']={}; json.dump(s, open(p,'w'))\"", if on { "True" } else { "False" }));
+        set.sh(
+            0,
+            &format!(
+                "python3 -c \"import json; p='/var/lib/kube-double/api.json'; s=json.load(open(p)); s['networked']={}; json.dump(s, open(p,'w'))\"",
+                if on { "True" } else { "False" }
+            ),
+        );
     };
     networked(false);
     let sick = k.run(&["apply", "--json", inv]);
@@ -187,7 +193,7 @@ fn a_wrong_join_token_fails_clearly_and_stays_secret() {
     assert!(all.contains("is invalid for this cluster or it has expired"), "{all}");
     assert!(!all.contains("zzzzzz.0123456789abcdef"), "the token is redacted: {all}");
     // The control plane is done; only the worker failed.
-    assert!(String::from_utf8_lossy(&apply.stdout).lines().any(|l| l.starts_with("h1 ") && l.contains(" 0  ") ), "{all}");
+    assert!(String::from_utf8_lossy(&apply.stdout).lines().any(|l| l.starts_with("h1 ") && l.contains(" 0  ")), "{all}");
     assert!(!set.exec(1, "test -f /etc/kubernetes/kubelet.conf").status.success());
 }
 
@@ -200,7 +206,10 @@ fn raspberry_pi_homelab_with_the_cgroup_reboot() {
     // A Pi as flashed: dphys-swapfile enabled.
     assert_eq!(set.sh(0, "systemctl is-enabled dphys-swapfile").trim(), "enabled");
     let k = Kprov::new();
-    let cluster = format!("  kubernetes_version: \"1.34\"\n  pod_cidr: 10.10.0.0/16\n  cni: weave\n  cni_manifest: {}\n", repo.manifest("weave-daemonset-k8s.yaml"));
+    let cluster = format!(
+        "  kubernetes_version: \"1.34\"\n  pod_cidr: 10.10.0.0/16\n  cni: weave\n  cni_manifest: {}\n",
+        repo.manifest("weave-daemonset-k8s.yaml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker"), (3, "worker")], &cluster, &repo.mirrors_yaml());
     let plan = k.run(&["plan", p(&inv)]);
     assert_eq!(code(&plan), 2, "{}", text(&plan));

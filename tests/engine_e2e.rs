@@ -81,7 +81,12 @@ fn converge_noop_drift_and_saved_plans() {
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"plan"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"report"), "{kinds:?}");
-    assert!(events.iter().any(|e| e["event"] == "step_finished" && e["host"] == "h1" && e["id"] == "h1/kernel/sysctl" && e["status"]["status"] == "changed"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "step_finished" && e["host"] == "h1" && e["id"] == "h1/kernel/sysctl" && e["status"]["status"] == "changed"),
+        "{events:?}"
+    );
     assert!(events.iter().any(|e| e["event"] == "batch_started" && e["host"] == "h2"), "{events:?}");
     assert_eq!(events.last().unwrap()["success"], true);
     assert_eq!(set.sh(0, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");

@@ -173,11 +173,7 @@ fn hostile_inventory_values_create_nothing_on_the_node() {
     // Every URL points at the test's own repository server, so whatever is fetched stays on
     // the test network; the rest of each value is shell syntax that must stay inert.
     let evil = "x$(touch /tmp/pwned1)`touch /tmp/pwned2`';touch /tmp/pwned3;'\"$(touch /tmp/pwned4)\"";
-    let tail = format!(
-        "mirrors:\n  kubernetes_apt: '{u}/{e}/{{minor}}/'\n  docker_apt: '{u}/{e}'\n",
-        u = repo.url,
-        e = evil.replace('\'', "''")
-    );
+    let tail = format!("mirrors:\n  kubernetes_apt: '{u}/{e}/{{minor}}/'\n  docker_apt: '{u}/{e}'\n", u = repo.url, e = evil.replace('\'', "''"));
     let cluster = format!("  cni: flannel\n  cni_manifest: '{}/{}'\n", repo.url, evil.replace('\'', "''"));
     let inv = k.inventory(&set, "root", &[(0, "control-plane")], &cluster, &tail);
     let validate = k.run(&["validate", p(&inv)]);

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use kprov::inventory::{self, Inventory};
 use kprov::inventory::model::Role;
+use kprov::inventory::{self, Inventory};
 use predicates::prelude::*;
 
 const FIXTURES: &str = "tests/fixtures/kubespray";
@@ -132,7 +132,8 @@ fn the_ini_form_imports_to_a_valid_inventory() {
 
     let top = header(&text).replace("\n#     ", " ");
     assert!(top.contains("# not imported:"), "{top}");
-    for item in ["ip (node1): kprov uses one address per host", "etcd_member_name (node1): etcd runs stacked", "kube_proxy_mode (group k8s_cluster)"] {
+    for item in ["ip (node1): kprov uses one address per host", "etcd_member_name (node1): etcd runs stacked", "kube_proxy_mode (group k8s_cluster)"]
+    {
         assert!(top.contains(item), "{item} missing from:\n{top}");
     }
     // node4's ip is its ansible_host: nothing is lost. node2's ip is a comment.
@@ -153,7 +154,8 @@ fn without_o_the_inventory_goes_to_stdout() {
 fn a_host_in_both_groups_gets_both_roles_and_a_lone_ansible_port_stays_per_host() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("inventory.ini");
-    std::fs::write(&src, "[kube_control_plane]\ncp1 ansible_host=10.0.0.1 ansible_port=2200\n\n[kube_node]\ncp1\nw1 ansible_host=10.0.0.2\n").unwrap();
+    std::fs::write(&src, "[kube_control_plane]\ncp1 ansible_host=10.0.0.1 ansible_port=2200\n\n[kube_node]\ncp1\nw1 ansible_host=10.0.0.2\n")
+        .unwrap();
     let out = kprov().args(["import", "kubespray"]).arg(&src).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
@@ -225,7 +227,11 @@ fn other_bad_inputs_fail_cleanly() {
         ("kprov.yaml", "hosts:\n  - { name: a, address: 10.0.0.1, roles: [control-plane] }\n", "this is a kprov inventory"),
         ("become.ini", "[kube_control_plane]\nnode1 ansible_become=maybe\n", "`maybe` is not true or false"),
         ("address.ini", "[kube_control_plane]\nnode1 ansible_host=10.0.0.1/24\n", "is not an IP address or DNS name"),
-        ("dup.ini", "[kube_control_plane]\nnode1 ansible_host=10.0.0.1\n[kube_node]\nnode2 ansible_host=10.0.0.1\n", "address `10.0.0.1` is used by two hosts"),
+        (
+            "dup.ini",
+            "[kube_control_plane]\nnode1 ansible_host=10.0.0.1\n[kube_node]\nnode2 ansible_host=10.0.0.1\n",
+            "address `10.0.0.1` is used by two hosts",
+        ),
         ("empty-cp.ini", "[kube_control_plane]\n[kube_node]\nnode1\n", "kube_control_plane lists no hosts"),
         ("range.ini", "[kube_control_plane]\nnode[1:9999999]\n", "more than"),
         ("deep.yaml", &format!("all: {}{}", "{a: ".repeat(200), "}".repeat(200)), "nests too deep"),
@@ -243,7 +249,11 @@ fn other_bad_inputs_fail_cleanly() {
     let latin1 = dir.path().join("latin1.ini");
     std::fs::write(&latin1, b"[kube_control_plane]\nn\xe9ud1\n").unwrap();
     kprov().args(["import", "kubespray"]).arg(&latin1).assert().code(1).stderr(predicate::str::contains("is not UTF-8"));
-    kprov().args(["import", "kubespray", "no/such/inventory.ini"]).assert().code(1).stderr(predicate::str::contains("cannot read no/such/inventory.ini"));
+    kprov()
+        .args(["import", "kubespray", "no/such/inventory.ini"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot read no/such/inventory.ini"));
 }
 
 #[test]

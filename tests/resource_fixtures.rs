@@ -206,7 +206,6 @@ struct FixtureBoot {
     cgroup_v1_memory: Option<bool>,
 }
 
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum FixturePackage {
@@ -294,17 +293,11 @@ impl FixtureFacts {
                 .units
                 .into_iter()
                 .map(|(path, state)| match state.as_str() {
-                    "masked" => SwapUnit {
-                        path,
-                        masked: true,
-                        source: String::new(),
-                    },
+                    "masked" => SwapUnit { path, masked: true, source: String::new() },
                     other => SwapUnit {
                         source: other
                             .strip_prefix("source=")
-                            .unwrap_or_else(|| {
-                                panic!("{name}: unit {path}: write `masked` or `source=PATH`")
-                            })
+                            .unwrap_or_else(|| panic!("{name}: unit {path}: write `masked` or `source=PATH`"))
                             .to_string(),
                         path,
                         masked: false,
@@ -314,47 +307,25 @@ impl FixtureFacts {
             let generators = s
                 .generators
                 .into_iter()
-                .map(|path| SwapGenerator {
-                    path,
-                    masked: false,
-                })
-                .chain(
-                    s.masked_generators
-                        .into_iter()
-                        .map(|path| SwapGenerator { path, masked: true }),
-                )
+                .map(|path| SwapGenerator { path, masked: false })
+                .chain(s.masked_generators.into_iter().map(|path| SwapGenerator { path, masked: true }))
                 .collect();
             // As the fact script prints them: settings and section headers, comments left out.
             let configs = s
                 .configs
                 .into_iter()
                 .map(|(path, content)| match content.as_str() {
-                    "masked" => ConfigFile {
-                        path,
-                        masked: true,
-                        lines: vec![],
-                    },
+                    "masked" => ConfigFile { path, masked: true, lines: vec![] },
                     _ => ConfigFile {
                         path,
                         masked: false,
-                        lines: content
-                            .lines()
-                            .filter(|l| l.contains('=') || l.contains('['))
-                            .map(str::to_string)
-                            .collect(),
+                        lines: content.lines().filter(|l| l.contains('=') || l.contains('[')).map(str::to_string).collect(),
                     },
                 })
                 .collect();
             facts.insert(
                 FactQuery::Swap,
-                FactValue::Swap(SwapFact {
-                    active: s.active,
-                    fstab: s.fstab,
-                    units,
-                    wanted: s.wanted,
-                    generators,
-                    configs,
-                }),
+                FactValue::Swap(SwapFact { active: s.active, fstab: s.fstab, units, wanted: s.wanted, generators, configs }),
             );
         }
         if let Some(b) = self.boot {
@@ -373,9 +344,7 @@ impl FixtureFacts {
                     assert_eq!(w, "absent", "{name}: package {pkg}: write `absent` or a mapping");
                     PackageFact::default()
                 }
-                FixturePackage::Installed { version, held } => {
-                    PackageFact { installed: true, version: Some(version), held }
-                }
+                FixturePackage::Installed { version, held } => PackageFact { installed: true, version: Some(version), held },
             };
             facts.insert(FactQuery::Package { name: pkg }, FactValue::Package(fact));
         }
@@ -489,22 +458,14 @@ fn run(path: &Path, name: &str) -> String {
         }
     }
     if let Some(after) = fx.after_reboot {
-        let ResourceSpec::Reboot(reboot) = &fx.resource else {
-            panic!("{name}: after_reboot is for a reboot")
-        };
+        let ResourceSpec::Reboot(reboot) = &fx.resource else { panic!("{name}: after_reboot is for a reboot") };
         let facts = after.facts.into_host_facts(name);
         let wanted: BTreeSet<FactQuery> = reboot.verify.queries().into_iter().collect();
         let given: BTreeSet<FactQuery> = facts.values.keys().cloned().collect();
-        assert_eq!(
-            given, wanted,
-            "{name}: after_reboot gives exactly the facts the checks ask for"
-        );
+        assert_eq!(given, wanted, "{name}: after_reboot gives exactly the facts the checks ask for");
         match (reboot.verify.check(&facts), after.expect.as_str()) {
             (Ok(()), "ok") => out.push_str("after the reboot: ok\n"),
-            (Err(e), "error") => out.push_str(&format!(
-                "after the reboot: step fails:\n  {}\n",
-                e.replace('\n', "\n  ")
-            )),
+            (Err(e), "error") => out.push_str(&format!("after the reboot: step fails:\n  {}\n", e.replace('\n', "\n  "))),
             (got, want) => panic!("{name}: after the reboot expected {want}, got {got:?}"),
         }
     }

@@ -51,9 +51,13 @@ fn exec_output_exit_codes_many_commands_on_one_connection_and_uploads() {
         // Atomic upload with mode and owner; no temp file left behind.
         let path = "/etc/kprov-test/it's here.conf";
         s.exec("mkdir -p /etc/kprov-test", ExecOptions::default()).await.unwrap();
-        s.upload(path, b"a = 1\n$(touch /tmp/pwned)\n", UploadOptions { mode: 0o640, owner: Some("deploy".into()), group: Some("deploy".into()), become_: false })
-            .await
-            .unwrap();
+        s.upload(
+            path,
+            b"a = 1\n$(touch /tmp/pwned)\n",
+            UploadOptions { mode: 0o640, owner: Some("deploy".into()), group: Some("deploy".into()), become_: false },
+        )
+        .await
+        .unwrap();
         s.close().await;
     });
     assert_eq!(set.accepted_connections(0) - before, 1, "one connection for everything");
@@ -78,10 +82,7 @@ fn become_with_and_without_a_password() {
         let mut o = options(&set, 0, "ops");
         o.become_ = Some(Become { user: "root".into(), password: Some(Secret::new(SUDO_PASSWORD)) });
         let s = Session::connect(&o).await.unwrap();
-        let out = s
-            .exec("id -u; cat", ExecOptions { become_: true, stdin: Some(b"script on stdin".to_vec()), ..Default::default() })
-            .await
-            .unwrap();
+        let out = s.exec("id -u; cat", ExecOptions { become_: true, stdin: Some(b"script on stdin".to_vec()), ..Default::default() }).await.unwrap();
         assert_eq!(out.stdout_text(), "0\nscript on stdin");
 
         let mut o = options(&set, 0, "ops");

@@ -35,9 +35,7 @@ impl Batch {
 
     pub fn script(&self) -> String {
         let n = &self.nonce;
-        let mut s = String::from(
-            "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\numask 022\n",
-        );
+        let mut s = String::from("export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\numask 022\n");
         for (i, step) in self.steps.iter().enumerate() {
             s.push_str(&format!("printf '\\n@@kprov-step-{n} {i} begin\\n'\n"));
             s.push_str("( set -e\n");
@@ -106,12 +104,8 @@ mod tests {
 
     fn run_local(script: &str) -> String {
         use std::io::Write;
-        let mut child = std::process::Command::new("sh")
-            .arg("-s")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            std::process::Command::new("sh").arg("-s").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
         String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
     }

@@ -41,7 +41,9 @@ pub trait Remote: Send + Sync {
 pub enum StepStatus {
     Unchanged,
     Changed,
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     /// Something it depends on failed.
     Blocked,
     /// Not started: the run was interrupted or reached --max-fail.
@@ -82,8 +84,7 @@ impl ApplyReport {
     }
 
     pub fn failed(&self) -> usize {
-        self.hosts.iter().map(|h| h.failed + h.blocked + h.not_run).sum::<usize>()
-            + self.hosts.iter().filter(|h| h.unreachable).count()
+        self.hosts.iter().map(|h| h.failed + h.blocked + h.not_run).sum::<usize>() + self.hosts.iter().filter(|h| h.unreachable).count()
     }
 
     pub fn success(&self) -> bool {
@@ -170,8 +171,7 @@ pub async fn apply(
     }
 
     loop {
-        let stop_new = options.cancel.load(Ordering::SeqCst)
-            || options.max_fail.is_some_and(|m| failed_hosts.len() > m);
+        let stop_new = options.cancel.load(Ordering::SeqCst) || options.max_fail.is_some_and(|m| failed_hosts.len() > m);
         // Start every batch that can start.
         let mut progressed = true;
         while progressed && !stop_new {
@@ -229,10 +229,7 @@ pub async fn apply(
                 for &n in &tasks {
                     queue.start(n);
                 }
-                on_event(Event::BatchStarted {
-                    host: hosts[h].name.clone(),
-                    steps: changed.iter().map(|&n| graph.task(n).id()).collect(),
-                });
+                on_event(Event::BatchStarted { host: hosts[h].name.clone(), steps: changed.iter().map(|&n| graph.task(n).id()).collect() });
                 let remote = hosts[h].remote.clone().expect("reachable hosts only");
                 let job = Job { host: h, tasks, changed, reboot };
                 busy.insert(h);
@@ -241,9 +238,9 @@ pub async fn apply(
                     let t0 = Instant::now();
                     let result = match &job.reboot {
                         Some((timeout, verify)) => match remote.reboot(*timeout).await {
-                            Ok(()) => verify_after_reboot(remote.as_ref(), verify).await.map(|()| {
-                                vec![StepResult { exit_status: 0, output: String::new(), capture: None }]
-                            }),
+                            Ok(()) => verify_after_reboot(remote.as_ref(), verify)
+                                .await
+                                .map(|()| vec![StepResult { exit_status: 0, output: String::new(), capture: None }]),
                             Err(e) => Err(e),
                         },
                         None => remote.run_script(batch.script()).await.map(|out| batch.parse(&out)),

@@ -43,12 +43,8 @@ pub struct AfterReport {
 /// The nodes the run covers: hosts with a task of a cluster role in the graph (so `--limit`
 /// and `--tags` narrow the check as they narrow the run).
 pub fn expected_nodes(engine: &Engine) -> Vec<String> {
-    let set: BTreeSet<String> = engine
-        .graph
-        .tasks()
-        .filter(|(_, t)| CLUSTER_ROLES.contains(&t.role.as_str()))
-        .map(|(_, t)| t.host_name.clone())
-        .collect();
+    let set: BTreeSet<String> =
+        engine.graph.tasks().filter(|(_, t)| CLUSTER_ROLES.contains(&t.role.as_str())).map(|(_, t)| t.host_name.clone()).collect();
     set.into_iter().collect()
 }
 

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::plan::{SelectArgs, load_inventory, prepare, runtime};
 use super::progress::Progress;
 use super::{Globals, after};
-use super::plan::{SelectArgs, load_inventory, prepare, runtime};
 use crate::apply::{ApplyOptions, ApplyReport, apply};
 use crate::engine::saved;
 use crate::plan::render_text;
@@ -172,7 +172,13 @@ pub fn summary(r: &ApplyReport) -> String {
         let name = if h.unreachable { format!("{} (unreachable)", h.name) } else { h.name.clone() };
         out.push_str(&format!(
             "{:<20} {:>3}  {:>7}  {:>6}  {:>7}  {:>7}  {:.1}s\n",
-            name, h.ok, h.changed, h.failed, h.blocked, h.not_run, h.millis as f64 / 1000.0
+            name,
+            h.ok,
+            h.changed,
+            h.failed,
+            h.blocked,
+            h.not_run,
+            h.millis as f64 / 1000.0
         ));
     }
     let verdict = if r.interrupted {

@@ -89,8 +89,8 @@ pub fn parse_snapshot(out: &str) -> Result<Snapshot, String> {
     let field = |marker: &str| out.lines().find_map(|l| l.strip_prefix(marker)).map(str::trim);
     let taken_at = field("@@kprov-date ").ok_or_else(|| format!("unexpected output: {}", last_lines(out)))?.to_string();
     let status_json = field("@@kprov-status ").ok_or_else(|| format!("no snapshot status: {}", last_lines(out)))?;
-    let status: SnapshotStatus =
-        serde_json::from_str(status_json).map_err(|e| format!("etcdutl snapshot status printed something else ({e}): {}", last_lines(status_json)))?;
+    let status: SnapshotStatus = serde_json::from_str(status_json)
+        .map_err(|e| format!("etcdutl snapshot status printed something else ({e}): {}", last_lines(status_json)))?;
     let sha256 = field("@@kprov-sha256 ").filter(|s| s.len() == 64).ok_or("no SHA-256 of the snapshot")?.to_string();
     let data = out
         .split_once("@@kprov-data\n")
@@ -148,7 +148,9 @@ pub fn run(args: &BackupArgs, g: &Globals) -> ExitCode {
         }
     };
     let path = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}-etcd-{}.db", inv.cluster.name, snap.taken_at)));
-    if let Err(e) = refuse_existing(&path).and_then(|()| write_private(&path, &snap.bytes).map(|_| ()).map_err(|e| miette::miette!("cannot write the snapshot: {e}"))) {
+    if let Err(e) = refuse_existing(&path)
+        .and_then(|()| write_private(&path, &snap.bytes).map(|_| ()).map_err(|e| miette::miette!("cannot write the snapshot: {e}")))
+    {
         return fail(e);
     }
     println!(

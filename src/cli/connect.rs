@@ -39,7 +39,14 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
         .map(|h| HostValues {
             name: h.name.clone(),
             address: h.address.clone(),
-            roles: h.roles.iter().map(|r| match r { Role::ControlPlane => "control-plane".to_string(), Role::Worker => "worker".to_string() }).collect(),
+            roles: h
+                .roles
+                .iter()
+                .map(|r| match r {
+                    Role::ControlPlane => "control-plane".to_string(),
+                    Role::Worker => "worker".to_string(),
+                })
+                .collect(),
             labels: h.labels.clone(),
             watchdog: h.raspberry_pi.watchdog,
             ssh_user: h.ssh.user.clone(),
@@ -105,7 +112,11 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
                 let (ju, rest) = first.rsplit_once('@').map(|(u, r)| (Some(u.to_string()), r)).unwrap_or((None, first));
                 let (jh, jp) = rest.rsplit_once(':').map(|(h, p)| (h, p.parse().unwrap_or(22))).unwrap_or((rest, 22));
                 let jc = transport::ssh_config::for_host(&cfg_path, jh);
-                let mut j = ConnectOptions::new(format!("{jh} (jump host)"), jc.host_name.unwrap_or_else(|| jh.to_string()), ju.or(jc.user).unwrap_or_else(|| user.clone()));
+                let mut j = ConnectOptions::new(
+                    format!("{jh} (jump host)"),
+                    jc.host_name.unwrap_or_else(|| jh.to_string()),
+                    ju.or(jc.user).unwrap_or_else(|| user.clone()),
+                );
                 j.port = jc.port.unwrap_or(jp);
                 j.identity_files = if jc.identity_files.is_empty() { identity_files.clone() } else { jc.identity_files };
                 jump = Some(Box::new(j));
@@ -122,7 +133,9 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
         }
     }
     let password = match &s.become_password_env {
-        Some(var) => Some(Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?)),
+        Some(var) => {
+            Some(Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?))
+        }
         None => None,
     };
     let mut o = ConnectOptions::new(host.name.clone(), address, user);
@@ -225,14 +238,20 @@ impl Remote for SshRemote {
             // The kernel's boot id, and when PID 1 started: either changes when the host restarted
             // (the second also for a system container, whose kernel keeps running).
             let boot_id = |s: Session| async move {
-                s.exec("echo \"$(cat /proc/sys/kernel/random/boot_id) $(cut -d' ' -f22 /proc/1/stat)\"", ExecOptions { timeout: Some(Duration::from_secs(20)), ..Default::default() })
-                    .await
-                    .map(|o| o.stdout_text().trim().to_string())
+                s.exec(
+                    "echo \"$(cat /proc/sys/kernel/random/boot_id) $(cut -d' ' -f22 /proc/1/stat)\"",
+                    ExecOptions { timeout: Some(Duration::from_secs(20)), ..Default::default() },
+                )
+                .await
+                .map(|o| o.stdout_text().trim().to_string())
             };
             let before = boot_id(session.clone()).await.map_err(|e| e.to_string())?;
             // Detached, so the command returns before the connection drops.
             let _ = session
-                .exec("nohup sh -c 'sleep 1; systemctl reboot' >/dev/null 2>&1 &", ExecOptions { become_: true, timeout: Some(Duration::from_secs(20)), ..Default::default() })
+                .exec(
+                    "nohup sh -c 'sleep 1; systemctl reboot' >/dev/null 2>&1 &",
+                    ExecOptions { become_: true, timeout: Some(Duration::from_secs(20)), ..Default::default() },
+                )
                 .await;
             session.close().await;
             tokio::time::sleep(Duration::from_secs(3)).await;

@@ -286,7 +286,11 @@ pub fn render_text(report: &FactsReport) -> String {
                 let v = if !s.exists {
                     "not installed".to_string()
                 } else {
-                    format!("{}, {}", if s.enablement.is_empty() { if s.enabled { "enabled" } else { "disabled" } } else { &s.enablement }, if s.active { "active" } else { "inactive" })
+                    format!(
+                        "{}, {}",
+                        if s.enablement.is_empty() { if s.enabled { "enabled" } else { "disabled" } } else { &s.enablement },
+                        if s.active { "active" } else { "inactive" }
+                    )
                 };
                 let _ = writeln!(out, "    {name:<28} {v}");
             }
@@ -300,7 +304,13 @@ pub fn render_text(report: &FactsReport) -> String {
         if !h.modules.is_empty() {
             let _ = writeln!(out, "  kernel modules");
             for (k, m) in &h.modules {
-                let v = if m.builtin { "built in" } else if m.loaded { "loaded" } else { "not loaded" };
+                let v = if m.builtin {
+                    "built in"
+                } else if m.loaded {
+                    "loaded"
+                } else {
+                    "not loaded"
+                };
                 let _ = writeln!(out, "    {k:<28} {v}");
             }
         }
@@ -315,7 +325,8 @@ pub fn render_text(report: &FactsReport) -> String {
             let _ = writeln!(out, "  checks (exit status)");
             for c in &h.checks {
                 let one_line: String = c.command.split_whitespace().collect::<Vec<_>>().join(" ");
-                let short: String = if one_line.chars().count() > 90 { format!("{}...", one_line.chars().take(87).collect::<String>()) } else { one_line };
+                let short: String =
+                    if one_line.chars().count() > 90 { format!("{}...", one_line.chars().take(87).collect::<String>()) } else { one_line };
                 let _ = writeln!(out, "    {:>3}  {short}", c.exit_status);
             }
         }
@@ -331,7 +342,15 @@ mod tests {
     #[test]
     fn file_contents_never_reach_the_report_and_kubeadm_state_is_derived() {
         let mut f = HostFacts::default();
-        f.insert(FactQuery::Os, FactValue::Os(OsFact { id: "debian".into(), arch: "amd64".into(), pretty_name: "Debian GNU/Linux 12 (bookworm)".into(), ..Default::default() }));
+        f.insert(
+            FactQuery::Os,
+            FactValue::Os(OsFact {
+                id: "debian".into(),
+                arch: "amd64".into(),
+                pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+                ..Default::default()
+            }),
+        );
         f.insert(
             FactQuery::File { path: ADMIN_CONF.into() },
             FactValue::File(FileFact { exists: true, mode: 0o600, content: Some(b"client-key-data: SECRETKEY".to_vec()), ..Default::default() }),

@@ -166,19 +166,29 @@ fn read(path: &Path, name: &str) -> Result<String, Box<Diagnostic>> {
         && m.len() > inventory::MAX_SIZE as u64
     {
         return Err(Box::new(
-            Diagnostic::error("kprov::import::too_large", format!("{name} is {} bytes; inventories are limited to {} bytes", m.len(), inventory::MAX_SIZE))
-                .help("an inventory this large is almost certainly not an inventory; check the path")
-                .in_file(name, &empty),
+            Diagnostic::error(
+                "kprov::import::too_large",
+                format!("{name} is {} bytes; inventories are limited to {} bytes", m.len(), inventory::MAX_SIZE),
+            )
+            .help("an inventory this large is almost certainly not an inventory; check the path")
+            .in_file(name, &empty),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| {
-        Box::new(Diagnostic::error("kprov::import::io", format!("cannot read {name}: {e}")).help("check the path and its permissions").in_file(name, &empty))
+        Box::new(
+            Diagnostic::error("kprov::import::io", format!("cannot read {name}: {e}"))
+                .help("check the path and its permissions")
+                .in_file(name, &empty),
+        )
     })?;
     String::from_utf8(bytes).map_err(|e| {
         Box::new(
-            Diagnostic::error("kprov::import::encoding", format!("{name} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
-                .help("a Kubespray inventory is a text file: hosts.yaml or inventory.ini")
-                .in_file(name, &empty),
+            Diagnostic::error(
+                "kprov::import::encoding",
+                format!("{name} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            )
+            .help("a Kubespray inventory is a text file: hosts.yaml or inventory.ini")
+            .in_file(name, &empty),
         )
     })
 }
@@ -218,7 +228,11 @@ fn convert(text: &str, name: &str) -> Result<Imported, Vec<Diagnostic>> {
     if ansible.hosts.len() > MAX_HOSTS || ansible.groups.len() > MAX_GROUPS {
         let d = Diagnostic::error(
             "kprov::import::too_many",
-            format!("{} hosts in {} groups; kprov imports at most {MAX_HOSTS} hosts and {MAX_GROUPS} groups", ansible.hosts.len(), ansible.groups.len()),
+            format!(
+                "{} hosts in {} groups; kprov imports at most {MAX_HOSTS} hosts and {MAX_GROUPS} groups",
+                ansible.hosts.len(),
+                ansible.groups.len()
+            ),
         )
         .label(ansible.groups_at, "the groups start here")
         .help("check the host ranges (node[1:9999]) and the groups");
@@ -459,14 +473,9 @@ impl Ansible {
                 h.has_vars |= !vars.is_empty();
                 h.vars.extend(vars);
             }
-            None => self.hosts.push(HostEntry {
-                name: host.to_string(),
-                at,
-                first_group: group.to_string(),
-                in_all,
-                has_vars: !vars.is_empty(),
-                vars,
-            }),
+            None => {
+                self.hosts.push(HostEntry { name: host.to_string(), at, first_group: group.to_string(), in_all, has_vars: !vars.is_empty(), vars })
+            }
         }
     }
 
@@ -549,9 +558,10 @@ fn detect(name: &str, text: &str) -> Result<Format, Box<Diagnostic>> {
         return Err(Box::new(Diagnostic::error("kprov::import::format", format!("{name} is empty")).help(help)));
     };
     let ext = Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    let section = line.strip_prefix('[').and_then(|l| l.split(']').next()).is_some_and(|s| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
-    });
+    let section = line
+        .strip_prefix('[')
+        .and_then(|l| l.split(']').next())
+        .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)));
     if section {
         return Ok(Format::Ini);
     }
@@ -669,7 +679,10 @@ fn parse_ini(text: &str, errs: &mut Vec<Diagnostic>) -> Ansible {
                         _ => errs.push(
                             Diagnostic::error("kprov::import::ini", format!("`{}` is not a variable", t.raw))
                                 .label(Some(t.at), "expected name=value")
-                                .help(format!("a host line is the host name and its variables: {} ansible_host=10.0.0.1 ansible_user=ubuntu", host.text)),
+                                .help(format!(
+                                    "a host line is the host name and its variables: {} ansible_host=10.0.0.1 ansible_user=ubuntu",
+                                    host.text
+                                )),
                         ),
                     }
                 }
@@ -743,11 +756,7 @@ fn add_hosts(a: &mut Ansible, group: &str, pattern: &str, at: Option<Place>, var
 /// `"a b"` or `'a b'` → `a b`.
 fn unquote(s: &str) -> String {
     let b = s.as_bytes();
-    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
-        s[1..s.len() - 1].to_string()
-    } else {
-        s.to_string()
-    }
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] { s[1..s.len() - 1].to_string() } else { s.to_string() }
 }
 
 #[derive(Debug)]
@@ -905,7 +914,11 @@ fn parse_yaml(text: &str, errs: &mut Vec<Diagnostic>) -> Option<Ansible> {
     let top = match &root.kind {
         Kind::Map(top) if !top.is_empty() => top,
         _ => {
-            errs.push(Diagnostic::error("kprov::import::format", "not a Kubespray inventory: expected a mapping of groups").label(root.at, "not a mapping of groups").help(help));
+            errs.push(
+                Diagnostic::error("kprov::import::format", "not a Kubespray inventory: expected a mapping of groups")
+                    .label(root.at, "not a mapping of groups")
+                    .help(help),
+            );
             return None;
         }
     };
@@ -982,7 +995,11 @@ fn yaml_group(a: &mut Ansible, group: &str, at: Option<Place>, node: &Node, errs
             Some("hosts") => {
                 for (hk, hv) in mapping(v, "hosts", errs).unwrap_or_default() {
                     let Some(host) = hk.text() else {
-                        errs.push(Diagnostic::error("kprov::import::yaml", "a host name must be text").label(hk.at, "not a name").help("write the host's name as the key"));
+                        errs.push(
+                            Diagnostic::error("kprov::import::yaml", "a host name must be text")
+                                .label(hk.at, "not a name")
+                                .help("write the host's name as the key"),
+                        );
                         continue;
                     };
                     let vars = match &hv.kind {
@@ -1003,7 +1020,11 @@ fn yaml_group(a: &mut Ansible, group: &str, at: Option<Place>, node: &Node, errs
             Some("children") => {
                 for (ck, cv) in mapping(v, "children", errs).unwrap_or_default() {
                     let Some(child) = ck.text() else {
-                        errs.push(Diagnostic::error("kprov::import::yaml", "a group name must be text").label(ck.at, "not a name").help("write the group's name as the key"));
+                        errs.push(
+                            Diagnostic::error("kprov::import::yaml", "a group name must be text")
+                                .label(ck.at, "not a name")
+                                .help("write the group's name as the key"),
+                        );
                         continue;
                     };
                     let g = a.group(group, None);
@@ -1021,7 +1042,8 @@ fn yaml_group(a: &mut Ansible, group: &str, at: Option<Place>, node: &Node, errs
             }
             other => {
                 let other = other.unwrap_or("?");
-                let d = Diagnostic::error("kprov::import::yaml", format!("unknown key `{other}` in group `{group}`")).label(k.at, "not a key of a group");
+                let d =
+                    Diagnostic::error("kprov::import::yaml", format!("unknown key `{other}` in group `{group}`")).label(k.at, "not a key of a group");
                 errs.push(match did_you_mean(other, ["hosts", "children", "vars"]) {
                     Some(m) => d.help(format!("did you mean `{m}`? An Ansible group has hosts, children and vars")),
                     None => d.help("an Ansible group has hosts, children and vars; a host's variables go under hosts: NAME:"),
@@ -1036,7 +1058,11 @@ fn yaml_vars(entries: &[(Node, Node)], from: Origin, errs: &mut Vec<Diagnostic>)
     for (k, v) in entries {
         match k.text() {
             Some(name) => vars.push(Var { name: name.to_string(), value: v.clone(), from: from.clone() }),
-            None => errs.push(Diagnostic::error("kprov::import::yaml", "a variable name must be text").label(k.at, "not a name").help("write the variable as name: value")),
+            None => errs.push(
+                Diagnostic::error("kprov::import::yaml", "a variable name must be text")
+                    .label(k.at, "not a name")
+                    .help("write the variable as name: value"),
+            ),
         }
     }
     vars
@@ -1180,7 +1206,11 @@ impl<'a> Conv<'a> {
                         .help("kprov node names are lowercase letters, digits and '-'; rename one of the hosts"),
                 );
             }
-            let addr_at = ["ansible_host", "ansible_ssh_host", "ip"].iter().find_map(|k| vars.get(*k).filter(|v| v.value.text().is_some())).and_then(|v| v.value.at).or(at);
+            let addr_at = ["ansible_host", "ansible_ssh_host", "ip"]
+                .iter()
+                .find_map(|k| vars.get(*k).filter(|v| v.value.text().is_some()))
+                .and_then(|v| v.value.at)
+                .or(at);
             if let Some(first) = addresses.insert(out.address.to_ascii_lowercase(), addr_at) {
                 self.errs.push(
                     Diagnostic::error("kprov::import::duplicate_address", format!("address `{}` is used by two hosts", out.address))
@@ -1217,8 +1247,10 @@ impl<'a> Conv<'a> {
         let first_line = || Some(Place { offset: 0, len: 1 });
         let Some(group) = self.a.find_group("kube_control_plane") else {
             let legacy = ["kube-master", "kube_master"].iter().find_map(|n| self.a.find_group(n));
-            let mut d = Diagnostic::error("kprov::import::no_control_plane", "no kube_control_plane group")
-                .label(legacy.and_then(|g| g.at).or(self.a.groups_at).or_else(first_line), if legacy.is_some() { "the old name of kube_control_plane" } else { "the groups start here" });
+            let mut d = Diagnostic::error("kprov::import::no_control_plane", "no kube_control_plane group").label(
+                legacy.and_then(|g| g.at).or(self.a.groups_at).or_else(first_line),
+                if legacy.is_some() { "the old name of kube_control_plane" } else { "the groups start here" },
+            );
             let names: Vec<&str> = self.a.groups.iter().map(|g| g.name.as_str()).collect();
             let how = match self.format {
                 Format::Ini => "add a [kube_control_plane] section listing them",
@@ -1264,12 +1296,15 @@ impl<'a> Conv<'a> {
                 Format::Yaml => format!("add it under all: hosts: with its address: {h}: {{ ansible_host: 10.0.0.10 }}"),
             };
             self.errs.push(
-                Diagnostic::error("kprov::import::undefined_host", format!("host `{h}` is in {} but not defined in {}", e.first_group, self.all_name()))
-                    .label(e.at, "not defined")
-                    .help(match did_you_mean(h, defined.iter().copied()) {
-                        Some(m) => format!("did you mean `{m}`? Otherwise {example}"),
-                        None => example,
-                    }),
+                Diagnostic::error(
+                    "kprov::import::undefined_host",
+                    format!("host `{h}` is in {} but not defined in {}", e.first_group, self.all_name()),
+                )
+                .label(e.at, "not defined")
+                .help(match did_you_mean(h, defined.iter().copied()) {
+                    Some(m) => format!("did you mean `{m}`? Otherwise {example}"),
+                    None => example,
+                }),
             );
         }
     }
@@ -1455,13 +1490,22 @@ impl<'a> Conv<'a> {
                     lines.push(format!("name: {}", yaml_str(name)));
                     let dns_domain = effective.iter().any(|vars| vars.contains_key("dns_domain"));
                     if name != "cluster.local" && !dns_domain {
-                        note(&mut self.notes, "cluster_name", "imported as cluster.name, but Kubespray also made it the cluster's DNS domain; kprov's is cluster.local".into());
+                        note(
+                            &mut self.notes,
+                            "cluster_name",
+                            "imported as cluster.name, but Kubespray also made it the cluster's DNS domain; kprov's is cluster.local".into(),
+                        );
                     }
                 }
                 None => note(&mut self.notes, "cluster_name", "not a single value".into()),
             }
         }
-        let settings = [("kube_version", "kubernetes_version"), ("kube_pods_subnet", "pod_cidr"), ("kube_service_addresses", "service_cidr"), ("kube_network_plugin", "cni")];
+        let settings = [
+            ("kube_version", "kubernetes_version"),
+            ("kube_pods_subnet", "pod_cidr"),
+            ("kube_service_addresses", "service_cidr"),
+            ("kube_network_plugin", "cni"),
+        ];
         for (var, key) in settings {
             let Some(n) = agreed.get(var) else { continue };
             let Some(text) = n.text() else {
@@ -1502,7 +1546,11 @@ impl<'a> Conv<'a> {
                     endpoint = Some(ep);
                 }
                 Some((message, help)) => {
-                    let var = if agreed.contains_key("apiserver_loadbalancer_domain_name") { "apiserver_loadbalancer_domain_name" } else { "loadbalancer_apiserver" };
+                    let var = if agreed.contains_key("apiserver_loadbalancer_domain_name") {
+                        "apiserver_loadbalancer_domain_name"
+                    } else {
+                        "loadbalancer_apiserver"
+                    };
                     note(&mut self.notes, var, format!("kprov says: {message} ({help})"));
                 }
             }
@@ -1528,7 +1576,13 @@ impl<'a> Conv<'a> {
             .iter()
             .filter(|h| !order.contains(&h.name) && !bastions.contains(&h.name))
             .map(|h| {
-                let groups: Vec<&str> = self.a.groups.iter().filter(|g| !matches!(g.name.as_str(), "all" | "ungrouped") && self.is_member(&g.name, &h.name)).map(|g| g.name.as_str()).collect();
+                let groups: Vec<&str> = self
+                    .a
+                    .groups
+                    .iter()
+                    .filter(|g| !matches!(g.name.as_str(), "all" | "ungrouped") && self.is_member(&g.name, &h.name))
+                    .map(|g| g.name.as_str())
+                    .collect();
                 if groups.is_empty() { h.name.clone() } else { format!("{} (in {})", h.name, groups.join(", ")) }
             })
             .collect();
@@ -1782,7 +1836,13 @@ mod tests {
 
     #[test]
     fn defaults_take_the_common_value() {
-        let host = |user: Option<&str>| OutHost { name: "n".into(), address: "a".into(), control_plane: false, worker: true, ssh: [user.map(String::from), None, None, None] };
+        let host = |user: Option<&str>| OutHost {
+            name: "n".into(),
+            address: "a".into(),
+            control_plane: false,
+            worker: true,
+            ssh: [user.map(String::from), None, None, None],
+        };
         let mut hosts = vec![host(Some("ubuntu")), host(Some("pi")), host(Some("ubuntu"))];
         let d = ssh_defaults(&mut hosts);
         assert_eq!(d[0].as_deref(), Some("ubuntu"));

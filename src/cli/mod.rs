@@ -10,14 +10,14 @@ mod backup;
 mod connect;
 mod facts;
 mod import;
-mod progress;
-mod validate;
 mod plan;
+mod progress;
 mod remove_node;
 mod reset;
 mod setup;
 mod ssh;
 mod upgrade;
+mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

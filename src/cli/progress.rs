@@ -13,10 +13,17 @@ use crate::apply::{Event, StepStatus};
 pub enum Progress {
     Quiet,
     /// `[  12.3s] host: what happened`, on stderr.
-    Lines { started: Instant },
+    Lines {
+        started: Instant,
+    },
     /// One JSON object per line on stdout, each with an `event` field.
-    Json { started: Instant },
-    Bars { multi: MultiProgress, bars: BTreeMap<String, ProgressBar> },
+    Json {
+        started: Instant,
+    },
+    Bars {
+        multi: MultiProgress,
+        bars: BTreeMap<String, ProgressBar>,
+    },
 }
 
 impl Progress {

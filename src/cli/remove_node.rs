@@ -78,11 +78,23 @@ pub fn run(args: &RemoveNodeArgs, g: &Globals) -> ExitCode {
         let connector = SshConnector::new(&inv);
         let result = async {
             let cp = connector.connect(first_index).await.map_err(|e| {
-                miette::miette!(code = "kprov::remove_node::control_plane", "{}: cannot reach the first control plane to drain {}: {e}; nothing was done", first.name, args.host)
+                miette::miette!(
+                    code = "kprov::remove_node::control_plane",
+                    "{}: cannot reach the first control plane to drain {}: {e}; nothing was done",
+                    first.name,
+                    args.host
+                )
             })?;
             match drain_and_delete(cp.as_ref(), &args.host, &say).await {
                 Ok(()) => {}
-                Err(e) => return Err(miette::miette!(code = "kprov::remove_node::kubectl", "{}: {e} (run on the first control plane {})", args.host, first.name)),
+                Err(e) => {
+                    return Err(miette::miette!(
+                        code = "kprov::remove_node::kubectl",
+                        "{}: {e} (run on the first control plane {})",
+                        args.host,
+                        first.name
+                    ));
+                }
             }
             let remote = connector.connect(index).await.map_err(|e| {
                 miette::miette!(

@@ -83,7 +83,12 @@ pub fn run(args: &ResetArgs, g: &Globals) -> ExitCode {
                 }
                 Err(e) => {
                     failures += 1;
-                    let e = miette::miette!(code = "kprov::reset::host", help = "fix the cause and run kprov reset again for this host (--limit); resetting twice is harmless", "{}: reset failed: {e}", host.name);
+                    let e = miette::miette!(
+                        code = "kprov::reset::host",
+                        help = "fix the cause and run kprov reset again for this host (--limit); resetting twice is harmless",
+                        "{}: reset failed: {e}",
+                        host.name
+                    );
                     eprintln!("{e:?}");
                 }
             }
@@ -222,7 +227,9 @@ pub fn parse_reset(out: &str) -> Result<ResetReport, String> {
             "kubeconfig-removed" => r.done.push(format!("removed {arg}")),
             "kubeconfig-kept" => r.done.push(format!("kept {arg}: it is not this cluster's kubeconfig")),
             "kubeconfig-failed" => problems.push(format!("cannot remove {arg}")),
-            t if t.ends_with("-removed") => r.done.push(format!("removed {arg} {} lines of kube-proxy's rules and chains (KUBE-*)", t.trim_end_matches("-removed"))),
+            t if t.ends_with("-removed") => {
+                r.done.push(format!("removed {arg} {} lines of kube-proxy's rules and chains (KUBE-*)", t.trim_end_matches("-removed")))
+            }
             t if t.ends_with("-failed") => problems.push(format!("cannot remove kube-proxy's {} rules (KUBE-*)", t.trim_end_matches("-failed"))),
             _ => {}
         }

@@ -16,7 +16,8 @@ pub fn install(g: &Globals) {
         (_, 1) => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KPROV_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("kprov={level}")));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("KPROV_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("kprov={level}")));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color).try_init();
 }
 

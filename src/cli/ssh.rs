@@ -73,7 +73,12 @@ pub fn run(args: &SshArgs, g: &Globals) -> ExitCode {
     let err = std::process::Command::new(&argv[0]).args(argv[1..].iter().map(OsString::from)).exec();
     eprintln!(
         "{:?}",
-        miette::miette!(code = "kprov::ssh::client", help = "kprov ssh runs the system OpenSSH client; install it (apt install openssh-client)", "{}: cannot run ssh: {err}", host.name)
+        miette::miette!(
+            code = "kprov::ssh::client",
+            help = "kprov ssh runs the system OpenSSH client; install it (apt install openssh-client)",
+            "{}: cannot run ssh: {err}",
+            host.name
+        )
     );
     ExitCode::from(1)
 }

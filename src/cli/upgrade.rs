@@ -138,7 +138,10 @@ pub fn check_step(current: &str, target: &Target) -> Result<(), String> {
         && pmin == cmin
         && ppatch < cpatch
     {
-        return Err(format!("the cluster runs {current} and the inventory pins {}: kubeadm does not downgrade a patch release", target.patch.as_deref().unwrap_or_default()));
+        return Err(format!(
+            "the cluster runs {current} and the inventory pins {}: kubeadm does not downgrade a patch release",
+            target.patch.as_deref().unwrap_or_default()
+        ));
     }
     Ok(())
 }
@@ -318,11 +321,7 @@ async fn upgrade_host(job: HostJob) -> Result<String, Failure> {
     };
     let say = |s: String| (job.say)(format!("{}: {s}", job.name));
     let go_on = |cordoned: bool| {
-        if job.cancel.load(Ordering::SeqCst) {
-            Err(fail(INTERRUPTED, cordoned)(String::new()))
-        } else {
-            Ok(())
-        }
+        if job.cancel.load(Ordering::SeqCst) { Err(fail(INTERRUPTED, cordoned)(String::new())) } else { Ok(()) }
     };
     let show = |out: &str| {
         if job.verbose {
@@ -439,7 +438,11 @@ async fn switch_repository(inv: &Inventory, hosts: &[String], g: &Globals) -> Re
                 _ => None,
             })
             .collect();
-        if report.success() { Ok(report.changed()) } else { Err(if failed.is_empty() { "the apt role did not finish".into() } else { failed.join("; ") }) }
+        if report.success() {
+            Ok(report.changed())
+        } else {
+            Err(if failed.is_empty() { "the apt role did not finish".into() } else { failed.join("; ") })
+        }
     }
     .await;
     p.connector.close_all().await;
@@ -482,12 +485,8 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
                 println!("Nothing to upgrade: every node runs {}.", state.server);
                 return Ok(ExitCode::SUCCESS);
             }
-            let not_ready: Vec<&str> = state
-                .nodes
-                .iter()
-                .filter(|n| !n.ready && inv.hosts.iter().any(|h| h.name == n.name))
-                .map(|n| n.name.as_str())
-                .collect();
+            let not_ready: Vec<&str> =
+                state.nodes.iter().filter(|n| !n.ready && inv.hosts.iter().any(|h| h.name == n.name)).map(|n| n.name.as_str()).collect();
             if !not_ready.is_empty() {
                 return Err(miette::miette!(
                     code = "kprov::upgrade::not_ready",
@@ -572,7 +571,9 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
                 done.extend(names);
             }
             let version = version.unwrap_or_default();
-            let state = read_state(cp.as_ref()).await.map_err(|e| miette::miette!("{first}: every node was upgraded, but the cluster cannot be read: {e}"))?;
+            let state = read_state(cp.as_ref())
+                .await
+                .map_err(|e| miette::miette!("{first}: every node was upgraded, but the cluster cannot be read: {e}"))?;
             let behind: Vec<String> = inv
                 .hosts
                 .iter()
@@ -603,7 +604,8 @@ pub fn run(args: &UpgradeArgs, g: &Globals) -> ExitCode {
 }
 
 fn stopped(f: &Failure, done: &[String], target: &Target) -> miette::Report {
-    let left = if f.cordoned { format!(" {} is drained and still cordoned (`kubectl uncordon {}` puts it back).", f.host, f.host) } else { String::new() };
+    let left =
+        if f.cordoned { format!(" {} is drained and still cordoned (`kubectl uncordon {}` puts it back).", f.host, f.host) } else { String::new() };
     let what = if f.step == INTERRUPTED {
         format!("{}: interrupted (Ctrl-C) before its next step", f.host)
     } else {

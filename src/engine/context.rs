@@ -71,12 +71,54 @@ pub struct CniInfo {
 }
 
 pub const CNIS: &[CniInfo] = &[
-    CniInfo { name: "calico", url: "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml", namespace: "kube-system", daemonset: "calico-node", default_cidr: None, warning: None },
-    CniInfo { name: "flannel", url: "https://github.com/flannel-io/flannel/releases/download/v0.27.4/kube-flannel.yml", namespace: "kube-flannel", daemonset: "kube-flannel-ds", default_cidr: Some("10.244.0.0/16"), warning: None },
-    CniInfo { name: "cilium", url: "https://raw.githubusercontent.com/cilium/cilium/v1.18.2/install/kubernetes/quick-install.yaml", namespace: "kube-system", daemonset: "cilium", default_cidr: Some("10.0.0.0/8"), warning: None },
-    CniInfo { name: "weave", url: "https://github.com/weaveworks/weave/releases/download/v2.8.1/weave-daemonset-k8s.yaml", namespace: "kube-system", daemonset: "weave-net", default_cidr: None, warning: Some("Weave Net is archived upstream (no releases since 2.8.1, 2021); prefer calico or flannel for new clusters") },
-    CniInfo { name: "canal", url: "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/canal.yaml", namespace: "kube-system", daemonset: "canal", default_cidr: Some("10.244.0.0/16"), warning: None },
-    CniInfo { name: "kube-router", url: "https://raw.githubusercontent.com/cloudnativelabs/kube-router/v2.6.1/daemonset/kubeadm-kuberouter.yaml", namespace: "kube-system", daemonset: "kube-router", default_cidr: None, warning: None },
+    CniInfo {
+        name: "calico",
+        url: "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/calico.yaml",
+        namespace: "kube-system",
+        daemonset: "calico-node",
+        default_cidr: None,
+        warning: None,
+    },
+    CniInfo {
+        name: "flannel",
+        url: "https://github.com/flannel-io/flannel/releases/download/v0.27.4/kube-flannel.yml",
+        namespace: "kube-flannel",
+        daemonset: "kube-flannel-ds",
+        default_cidr: Some("10.244.0.0/16"),
+        warning: None,
+    },
+    CniInfo {
+        name: "cilium",
+        url: "https://raw.githubusercontent.com/cilium/cilium/v1.18.2/install/kubernetes/quick-install.yaml",
+        namespace: "kube-system",
+        daemonset: "cilium",
+        default_cidr: Some("10.0.0.0/8"),
+        warning: None,
+    },
+    CniInfo {
+        name: "weave",
+        url: "https://github.com/weaveworks/weave/releases/download/v2.8.1/weave-daemonset-k8s.yaml",
+        namespace: "kube-system",
+        daemonset: "weave-net",
+        default_cidr: None,
+        warning: Some("Weave Net is archived upstream (no releases since 2.8.1, 2021); prefer calico or flannel for new clusters"),
+    },
+    CniInfo {
+        name: "canal",
+        url: "https://raw.githubusercontent.com/projectcalico/calico/v3.30.3/manifests/canal.yaml",
+        namespace: "kube-system",
+        daemonset: "canal",
+        default_cidr: Some("10.244.0.0/16"),
+        warning: None,
+    },
+    CniInfo {
+        name: "kube-router",
+        url: "https://raw.githubusercontent.com/cloudnativelabs/kube-router/v2.6.1/daemonset/kubeadm-kuberouter.yaml",
+        namespace: "kube-system",
+        daemonset: "kube-router",
+        default_cidr: None,
+        warning: None,
+    },
 ];
 
 pub fn cni(name: &str) -> Option<&'static CniInfo> {
@@ -119,7 +161,9 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
     let kubernetes_apt_key = mirrors
         .kubernetes_apt_key
         .clone()
-        .unwrap_or_else(|| format!("{}Release.key", if kubernetes_apt.ends_with('/') { kubernetes_apt.clone() } else { format!("{kubernetes_apt}/") }))
+        .unwrap_or_else(|| {
+            format!("{}Release.key", if kubernetes_apt.ends_with('/') { kubernetes_apt.clone() } else { format!("{kubernetes_apt}/") })
+        })
         .replace("{minor}", &minor);
     let info = cni(&cluster.cni);
     let cni_manifest = mirrors.cni_manifest.clone().or_else(|| info.map(|c| c.url.to_string())).unwrap_or_default();

@@ -65,8 +65,7 @@ impl Engine {
         let n = self.hosts.len();
         let mut remotes: Vec<Option<Arc<dyn Remote>>> = vec![None; n];
         let mut facts: Vec<HostFactsResult> = (0..n).map(|_| Err("not selected".to_string())).collect();
-        let mut statuses: Vec<HostStatus> =
-            (0..n).map(|_| HostStatus::Unreachable { message: "not selected".into() }).collect();
+        let mut statuses: Vec<HostStatus> = (0..n).map(|_| HostStatus::Unreachable { message: "not selected".into() }).collect();
         let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         let mut set = JoinSet::new();
         for h in self.active_hosts() {
@@ -142,15 +141,16 @@ impl Engine {
             return;
         }
         // Step ids are looked up once, not scanned for every problem.
-        let step_of: std::collections::HashMap<String, usize> =
-            planned.plan.steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        let step_of: std::collections::HashMap<String, usize> = planned.plan.steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
         for (host, problem) in problems {
             let id = format!("{}/preflight/checks", self.hosts[host].name);
             if let Some(&i) = step_of.get(&id) {
                 let step = &mut planned.plan.steps[i];
                 let message = format!("preflight failed: [{}] {}", problem.code, problem.message);
                 step.outcome = match &step.outcome {
-                    crate::plan::Outcome::Error { message: m } if !m.contains(&message) => crate::plan::Outcome::Error { message: format!("{m}; {message}") },
+                    crate::plan::Outcome::Error { message: m } if !m.contains(&message) => {
+                        crate::plan::Outcome::Error { message: format!("{m}; {message}") }
+                    }
                     crate::plan::Outcome::Error { message: m } => crate::plan::Outcome::Error { message: m.clone() },
                     _ => crate::plan::Outcome::Error { message },
                 };
@@ -161,6 +161,6 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod plan_snapshots;
+#[cfg(test)]
+mod tests;

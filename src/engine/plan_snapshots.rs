@@ -131,11 +131,8 @@ pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
 
 fn plan_of(engine: &Engine, facts: Vec<HostFacts>) -> crate::plan::Planned {
     let n = facts.len();
-    let gathered = super::Gathered {
-        remotes: vec![None; n],
-        statuses: vec![crate::plan::HostStatus::Ready; n],
-        facts: facts.into_iter().map(Ok).collect(),
-    };
+    let gathered =
+        super::Gathered { remotes: vec![None; n], statuses: vec![crate::plan::HostStatus::Ready; n], facts: facts.into_iter().map(Ok).collect() };
     engine.plan(&gathered)
 }
 

@@ -16,7 +16,10 @@ pub enum SavedPlanError {
     #[diagnostic(code(kprov::plan::version), help("make a new plan with this kprov: kprov plan INVENTORY -o plan.json"))]
     Version { path: String, found: u32 },
     #[error("the saved plan is stale: {}", reasons.join("; "))]
-    #[diagnostic(code(kprov::plan::stale), help("the hosts or the inventory changed since the plan was made; review a new one: kprov plan INVENTORY -o plan.json"))]
+    #[diagnostic(
+        code(kprov::plan::stale),
+        help("the hosts or the inventory changed since the plan was made; review a new one: kprov plan INVENTORY -o plan.json")
+    )]
     Stale { reasons: Vec<String> },
 }
 
@@ -46,8 +49,7 @@ pub fn is_plan_file(text: &str) -> bool {
 pub fn read(path: &Path) -> Result<Plan, SavedPlanError> {
     let p = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| SavedPlanError::Unreadable { path: p.clone(), message: e.to_string() })?;
-    let probe: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| SavedPlanError::Unreadable { path: p.clone(), message: e.to_string() })?;
+    let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| SavedPlanError::Unreadable { path: p.clone(), message: e.to_string() })?;
     let found = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
     if found != PLAN_FORMAT_VERSION {
         return Err(SavedPlanError::Version { path: p, found });

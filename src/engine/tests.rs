@@ -50,9 +50,7 @@ struct HalfDown;
 
 impl Connector for HalfDown {
     fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
-        Box::pin(async move {
-            if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Err("connection refused".into()) }
-        })
+        Box::pin(async move { if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Err("connection refused".into()) } })
     }
 }
 
@@ -75,9 +73,7 @@ struct HalfGarbage;
 
 impl Connector for HalfGarbage {
     fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
-        Box::pin(async move {
-            if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Ok(Arc::new(Garbage) as Arc<dyn Remote>) }
-        })
+        Box::pin(async move { if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Ok(Arc::new(Garbage) as Arc<dyn Remote>) } })
     }
 }
 
@@ -115,19 +111,14 @@ resources:
       env_from_capture: { TOKEN: token }
 "#;
     RoleSet {
-        roles: [prepare, init, join]
-            .iter()
-            .map(|t| (Origin::Embedded("test"), parse_role(&Origin::Embedded("test"), t).unwrap()))
-            .collect(),
+        roles: [prepare, init, join].iter().map(|t| (Origin::Embedded("test"), parse_role(&Origin::Embedded("test"), t).unwrap())).collect(),
         templates: Default::default(),
     }
 }
 
 fn engine(dir: &std::path::Path) -> Engine {
-    let hosts = vec![
-        HostInfo { name: "cp".into(), control_plane: true, worker: false },
-        HostInfo { name: "w1".into(), control_plane: false, worker: true },
-    ];
+    let hosts =
+        vec![HostInfo { name: "cp".into(), control_plane: true, worker: false }, HostInfo { name: "w1".into(), control_plane: false, worker: true }];
     let user = String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string();
     let group = String::from_utf8(std::process::Command::new("id").arg("-gn").output().unwrap().stdout).unwrap().trim().to_string();
     let contexts = hosts
@@ -144,11 +135,7 @@ async fn run(e: &Engine) -> (crate::plan::Planned, crate::apply::ApplyReport) {
     let g = e.gather(Arc::new(Local), 4).await;
     let planned = e.plan(&g);
     let hosts: Vec<HostRuntime> = (0..e.hosts.len())
-        .map(|h| HostRuntime {
-            name: e.hosts[h].name.clone(),
-            remote: g.remotes[h].clone(),
-            facts: g.facts[h].clone().unwrap_or_default(),
-        })
+        .map(|h| HostRuntime { name: e.hosts[h].name.clone(), remote: g.remotes[h].clone(), facts: g.facts[h].clone().unwrap_or_default() })
         .collect();
     let report = apply(&e.graph, &planned, &hosts, &ApplyOptions::default(), &|_| {}).await;
     (planned, report)
@@ -196,7 +183,8 @@ async fn secrets_never_reach_the_plan() {
     std::fs::remove_file(dir.path().join("w1/joined")).unwrap();
     let g = e.gather(Arc::new(Local), 4).await;
     let planned = e.plan(&g);
-    for out in [crate::plan::render_json(&planned.plan), crate::plan::render_text(&planned.plan, false), crate::plan::render_markdown(&planned.plan)] {
+    for out in [crate::plan::render_json(&planned.plan), crate::plan::render_text(&planned.plan, false), crate::plan::render_markdown(&planned.plan)]
+    {
         assert!(!out.contains("s3cr3t"), "{out}");
         assert!(out.contains("known after apply"), "{out}");
     }

@@ -19,9 +19,7 @@ mod query;
 mod script;
 
 pub use parse::{FactParseError, normalize_sysctl, parse};
-pub use query::{
-    BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
-};
+pub use query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};
 pub use script::FactScript;
 
 use std::collections::BTreeMap;
@@ -72,17 +70,12 @@ mod facts_as_list {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<FactQuery, FactValue>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(map: &BTreeMap<FactQuery, FactValue>, s: S) -> Result<S::Ok, S::Error> {
         let pairs: Vec<(&FactQuery, &FactValue)> = map.iter().collect();
         pairs.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<FactQuery, FactValue>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<FactQuery, FactValue>, D::Error> {
         let pairs: Vec<(FactQuery, FactValue)> = Vec::deserialize(d)?;
         Ok(pairs.into_iter().collect())
     }

@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::query::{
-    BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
-};
-use super::script::{FactScript, MARKER};
 use super::HostFacts;
+use super::query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};
+use super::script::{FactScript, MARKER};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
 pub enum FactParseError {
@@ -21,7 +19,10 @@ pub enum FactParseError {
     #[diagnostic(code(kprov::facts::marker))]
     BadMarker { marker: String },
     #[error("fact {query}: {message}")]
-    #[diagnostic(code(kprov::facts::value), help("the host answered something kprov cannot read; run the fact script by hand with `kprov facts` to see it"))]
+    #[diagnostic(
+        code(kprov::facts::value),
+        help("the host answered something kprov cannot read; run the fact script by hand with `kprov facts` to see it")
+    )]
     BadValue { query: String, message: String },
 }
 
@@ -50,10 +51,7 @@ pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseEr
     let named = |line: &str| -> Result<usize, FactParseError> {
         line.strip_prefix("name=")
             .and_then(|path| file_index.get(path).copied())
-            .ok_or_else(|| FactParseError::BadValue {
-                query: "files".into(),
-                message: format!("{line:?} does not name a file that was asked for"),
-            })
+            .ok_or_else(|| FactParseError::BadValue { query: "files".into(), message: format!("{line:?} does not name a file that was asked for") })
     };
     let mut blocks: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     let mut contents: Vec<usize> = Vec::new();
@@ -70,11 +68,8 @@ pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseEr
                 "file" => Reading::FileName,
                 "contents" => Reading::Contents,
                 tag => {
-                    let index: usize = tag
-                        .parse()
-                        .ok()
-                        .filter(|i| *i < queries.len())
-                        .ok_or_else(|| FactParseError::BadMarker { marker: line.to_string() })?;
+                    let index: usize =
+                        tag.parse().ok().filter(|i| *i < queries.len()).ok_or_else(|| FactParseError::BadMarker { marker: line.to_string() })?;
                     blocks.entry(index).or_default();
                     Reading::Query(index)
                 }
@@ -109,13 +104,9 @@ pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseEr
     let fetched = split_contents(&blocks, &contents, data)?;
     let mut facts = HostFacts::default();
     for (index, q) in queries.iter().enumerate() {
-        let lines = blocks.get(&index).ok_or_else(|| FactParseError::Missing {
-            index,
-            query: q.label(),
-        })?;
-        let value = parse_block(q, lines, fetched.get(&index).map(Vec::as_slice)).map_err(|message| {
-            FactParseError::BadValue { query: q.label(), message }
-        })?;
+        let lines = blocks.get(&index).ok_or_else(|| FactParseError::Missing { index, query: q.label() })?;
+        let value = parse_block(q, lines, fetched.get(&index).map(Vec::as_slice))
+            .map_err(|message| FactParseError::BadValue { query: q.label(), message })?;
         facts.insert(q.clone(), value);
     }
     Ok(facts)
@@ -124,19 +115,11 @@ pub fn parse(script: &FactScript, output: &str) -> Result<HostFacts, FactParseEr
 /// Splits the concatenated content of the small files (in the order `contents` names them)
 /// by the sizes their `stat` blocks report. A file that changed size between the `stat` and
 /// the read makes the lengths disagree: an error, never content put on the wrong file.
-fn split_contents(
-    blocks: &BTreeMap<usize, Vec<&str>>,
-    contents: &[usize],
-    data: Option<&str>,
-) -> Result<BTreeMap<usize, Vec<u8>>, FactParseError> {
+fn split_contents(blocks: &BTreeMap<usize, Vec<&str>>, contents: &[usize], data: Option<&str>) -> Result<BTreeMap<usize, Vec<u8>>, FactParseError> {
     let bad = |message: String| FactParseError::BadValue { query: "files".into(), message };
     let mut fetched = BTreeMap::new();
     let Some(data) = data else {
-        return if contents.is_empty() {
-            Ok(fetched)
-        } else {
-            Err(bad("the file contents are missing".into()))
-        };
+        return if contents.is_empty() { Ok(fetched) } else { Err(bad("the file contents are missing".into())) };
     };
     let mut bytes = decode_base64(data).map_err(bad)?;
     let sizes = contents
@@ -166,10 +149,7 @@ fn split_contents(
 
 /// `key=value` lines; a line without `=` is a flag with an empty value.
 fn pairs<'a>(lines: &[&'a str]) -> Vec<(&'a str, &'a str)> {
-    lines
-        .iter()
-        .map(|l| l.split_once('=').unwrap_or((l, "")))
-        .collect()
+    lines.iter().map(|l| l.split_once('=').unwrap_or((l, ""))).collect()
 }
 
 fn first<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
@@ -185,11 +165,8 @@ fn number<T: std::str::FromStr>(lines: &[&str], key: &str) -> Result<T, String> 
 
 fn unquote(v: &str) -> String {
     let v = v.trim();
-    let stripped = v
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-        .unwrap_or(v);
+    let stripped =
+        v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))).unwrap_or(v);
     stripped.to_string()
 }
 
@@ -213,8 +190,7 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
                 raspberry_pi_os: first(lines, "rpi").is_some(),
                 memory_cgroup: first(lines, "memory_cgroup").is_some(),
                 listening: {
-                    let mut l: Vec<String> =
-                        pairs(lines).into_iter().filter(|(k, _)| *k == "listen").map(|(_, v)| v.to_string()).collect();
+                    let mut l: Vec<String> = pairs(lines).into_iter().filter(|(k, _)| *k == "listen").map(|(_, v)| v.to_string()).collect();
                     l.sort();
                     l.dedup();
                     l
@@ -231,8 +207,7 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
                 FactValue::File(FileFact::default())
             } else {
                 let mode_text = first(lines, "mode").ok_or("mode is missing")?;
-                let mode = u32::from_str_radix(mode_text, 8)
-                    .map_err(|_| format!("mode={mode_text:?} is not octal"))?;
+                let mode = u32::from_str_radix(mode_text, 8).map_err(|_| format!("mode={mode_text:?} is not octal"))?;
                 let content = match (fetched, first(lines, "content")) {
                     (Some(bytes), None) => Some(bytes.to_vec()),
                     (None, Some(b64)) => Some(decode_base64(b64)?),
@@ -258,13 +233,8 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
                 })
             }
         }
-        FactQuery::Sysctl { .. } => FactValue::Sysctl {
-            value: first(lines, "value").map(normalize_sysctl),
-        },
-        FactQuery::Module { .. } => FactValue::Module {
-            loaded: lines.contains(&"loaded"),
-            builtin: lines.contains(&"builtin"),
-        },
+        FactQuery::Sysctl { .. } => FactValue::Sysctl { value: first(lines, "value").map(normalize_sysctl) },
+        FactQuery::Module { .. } => FactValue::Module { loaded: lines.contains(&"loaded"), builtin: lines.contains(&"builtin") },
         FactQuery::Swap => FactValue::Swap(parse_swap(lines)?),
         FactQuery::Boot => FactValue::Boot(parse_boot(lines)?),
         FactQuery::Package { .. } => {
@@ -273,9 +243,7 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
             let installed = status.len() >= 2 && &status[1..2] == "i";
             FactValue::Package(PackageFact {
                 installed,
-                version: first(lines, "version")
-                    .filter(|v| installed && !v.is_empty())
-                    .map(str::to_string),
+                version: first(lines, "version").filter(|v| installed && !v.is_empty()).map(str::to_string),
                 held: lines.contains(&"held") || status.starts_with('h'),
             })
         }
@@ -297,9 +265,7 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
                 enablement,
             })
         }
-        FactQuery::Command { .. } => FactValue::Command {
-            exit_status: number(lines, "rc")?,
-        },
+        FactQuery::Command { .. } => FactValue::Command { exit_status: number(lines, "rc")? },
     })
 }
 
@@ -326,17 +292,9 @@ fn parse_swap(lines: &[&str]) -> Result<SwapFact, String> {
                     continue;
                 }
                 let unit = match rest.as_deref() {
-                    Some("masked") => SwapUnit {
-                        path,
-                        masked: true,
-                        source: String::new(),
-                    },
+                    Some("masked") => SwapUnit { path, masked: true, source: String::new() },
                     Some(r) => match r.strip_prefix("source=") {
-                        Some(source) => SwapUnit {
-                            path,
-                            masked: false,
-                            source: source.to_string(),
-                        },
+                        Some(source) => SwapUnit { path, masked: false, source: source.to_string() },
                         None => return Err(format!("unexpected swap unit line {v:?}")),
                     },
                     None => return Err(format!("swap unit line {v:?} has no state")),
@@ -350,25 +308,15 @@ fn parse_swap(lines: &[&str]) -> Result<SwapFact, String> {
             }
             "generator" => {
                 let (path, rest) = split(v);
-                swap.generators.push(SwapGenerator {
-                    path,
-                    masked: rest.as_deref() == Some("masked"),
-                });
+                swap.generators.push(SwapGenerator { path, masked: rest.as_deref() == Some("masked") });
             }
             "conf" => {
                 let (path, rest) = split(v);
-                swap.configs.push(ConfigFile {
-                    path,
-                    masked: rest.as_deref() == Some("masked"),
-                    lines: vec![],
-                });
+                swap.configs.push(ConfigFile { path, masked: rest.as_deref() == Some("masked"), lines: vec![] });
             }
             "set" => {
                 // `pairs` split at the first `=`: `v` is the line as written.
-                let conf = swap
-                    .configs
-                    .last_mut()
-                    .ok_or("a configuration line before any file")?;
+                let conf = swap.configs.last_mut().ok_or("a configuration line before any file")?;
                 conf.lines.push(v.to_string());
             }
             _ => return Err(format!("unexpected line {k:?}")),
@@ -410,9 +358,7 @@ pub fn normalize_sysctl(v: &str) -> String {
 
 fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("file content is not valid base64: {e}"))
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| format!("file content is not valid base64: {e}"))
 }
 
 #[cfg(test)]
@@ -457,10 +403,7 @@ mod tests {
         let f = facts.file("/etc/a").unwrap();
         assert_eq!((f.mode, f.content.as_deref()), (0o644, Some(&b"hello\n"[..])));
         assert!(!facts.file("/etc/missing").unwrap().exists);
-        assert_eq!(
-            facts.get(&FactQuery::Module { name: "br_netfilter".into() }),
-            Some(&FactValue::Module { loaded: false, builtin: true })
-        );
+        assert_eq!(facts.get(&FactQuery::Module { name: "br_netfilter".into() }), Some(&FactValue::Module { loaded: false, builtin: true }));
         match facts.get(&FactQuery::Package { name: "kubelet".into() }) {
             Some(FactValue::Package(p)) => {
                 assert!(p.installed && p.held);
@@ -494,7 +437,8 @@ mod tests {
     fn a_package_block_may_be_opened_twice() {
         // The script opens every package's block first (dpkg-query prints nothing for a
         // package it does not know), then appends what dpkg-query printed.
-        let out = OUTPUT.replace("@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\nheld\n", "@@kprov-fact 6\n\n@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\n");
+        let out = OUTPUT
+            .replace("@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\nheld\n", "@@kprov-fact 6\n\n@@kprov-fact 6\nstatus=hi \nversion=1.34.2-1.1\n");
         match parse(&script(), &out).unwrap().get(&FactQuery::Package { name: "kubelet".into() }) {
             Some(FactValue::Package(p)) => assert!(p.installed && p.held),
             other => panic!("{other:?}"),
@@ -541,7 +485,9 @@ mod tests {
         let err = parse(&s, &grown).unwrap_err();
         assert!(err.to_string().contains("changed while it was read"), "{err}");
         // A name the script was not asked about, in either place.
-        for bad in [out.replace("name=/etc/a\ntype", "name=/etc/x\ntype"), out.replace("name=/etc/a\nname=/etc/empty", "name=/etc/x\nname=/etc/empty")] {
+        for bad in
+            [out.replace("name=/etc/a\ntype", "name=/etc/x\ntype"), out.replace("name=/etc/a\nname=/etc/empty", "name=/etc/x\nname=/etc/empty")]
+        {
             assert!(matches!(parse(&s, &bad), Err(FactParseError::BadValue { .. })), "{bad}");
         }
         // A stat block lost: that file has no answer.
@@ -631,14 +577,8 @@ mod tests {
         }
         let d = facts.file(&path(dir.path())).unwrap();
         assert_eq!((d.exists, d.file_type.as_str(), d.content.as_deref()), (true, "directory", None));
-        assert_eq!(
-            facts.get(&FactQuery::Sysctl { key: "kernel.ostype".into() }),
-            Some(&FactValue::Sysctl { value: Some("Linux".into()) })
-        );
-        assert_eq!(
-            facts.get(&FactQuery::Module { name: "kprov_no_such_module".into() }),
-            Some(&FactValue::Module { loaded: false, builtin: false })
-        );
+        assert_eq!(facts.get(&FactQuery::Sysctl { key: "kernel.ostype".into() }), Some(&FactValue::Sysctl { value: Some("Linux".into()) }));
+        assert_eq!(facts.get(&FactQuery::Module { name: "kprov_no_such_module".into() }), Some(&FactValue::Module { loaded: false, builtin: false }));
         match facts.get(&FactQuery::Package { name: "dpkg".into() }) {
             Some(FactValue::Package(p)) => assert!(p.installed && p.version.is_some()),
             other => panic!("{other:?}"),
@@ -647,10 +587,7 @@ mod tests {
             Some(FactValue::Package(p)) => assert!(!p.installed),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            facts.get(&FactQuery::Command { command: "exit 3".into() }),
-            Some(&FactValue::Command { exit_status: 3 })
-        );
+        assert_eq!(facts.get(&FactQuery::Command { command: "exit 3".into() }), Some(&FactValue::Command { exit_status: 3 }));
         let os = facts.os().unwrap();
         assert!(os.cpus >= 1 && os.memory_kib > 0 && !os.arch.is_empty());
         assert!(!os.macs.is_empty(), "{os:?}");
@@ -741,20 +678,10 @@ mod swap_and_boot_tests {
             .render()
             .unwrap()
             .lines()
-            .map(|l| {
-                if l.starts_with("for kf in ") {
-                    l.replace(" /", &format!(" {r}/"))
-                } else {
-                    l.to_string()
-                }
-            })
+            .map(|l| if l.starts_with("for kf in ") { l.replace(" /", &format!(" {r}/")) } else { l.to_string() })
             .collect::<Vec<_>>()
             .join("\n");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(text)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(text).output().unwrap();
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -775,94 +702,37 @@ mod swap_and_boot_tests {
             symlink(to, &path).unwrap();
         };
         // A line that tries to pass for a marker stays a setting line of its file.
-        put(
-            "/etc/rpi/swap.conf",
-            "# defaults\n[Main]\n#Mechanism=auto\n@@kprov-fact end=1\n\n[File]\nPath=/var/swap\n",
-        );
-        put(
-            "/etc/rpi/swap.conf.d/99-kprov-swap-off.conf",
-            "[Main]\nMechanism=none",
-        );
+        put("/etc/rpi/swap.conf", "# defaults\n[Main]\n#Mechanism=auto\n@@kprov-fact end=1\n\n[File]\nPath=/var/swap\n");
+        put("/etc/rpi/swap.conf.d/99-kprov-swap-off.conf", "[Main]\nMechanism=none");
         link("/usr/lib/rpi/swap.conf.d/50-vendor.conf", "/dev/null");
-        let generator = put(
-            "/usr/lib/systemd/system-generators/rpi-swap-generator",
-            "#!/bin/sh\n",
-        );
+        let generator = put("/usr/lib/systemd/system-generators/rpi-swap-generator", "#!/bin/sh\n");
         std::fs::set_permissions(&generator, std::fs::Permissions::from_mode(0o755)).unwrap();
-        put(
-            "/usr/lib/systemd/system-generators/zram-generator",
-            "not executable",
-        );
-        put(
-            "/run/systemd/generator/swap.img.swap",
-            "[Unit]\nSourcePath=/etc/fstab\n\n[Swap]\nWhat=/swap.img\n",
-        );
-        link(
-            "/run/systemd/generator/swap.target.requires/swap.img.swap",
-            "../swap.img.swap",
-        );
+        put("/usr/lib/systemd/system-generators/zram-generator", "not executable");
+        put("/run/systemd/generator/swap.img.swap", "[Unit]\nSourcePath=/etc/fstab\n\n[Swap]\nWhat=/swap.img\n");
+        link("/run/systemd/generator/swap.target.requires/swap.img.swap", "../swap.img.swap");
         link("/etc/systemd/system/old.swap", "/dev/null");
         put("/usr/lib/systemd/system/old.swap", "[Swap]\nWhat=/old\n");
         let s = FactScript::new([FactQuery::Swap, FactQuery::Boot]);
         let out = run_rooted(&s, root);
         let facts = parse(&s, &out).unwrap_or_else(|e| panic!("{e}\n{out}"));
-        let Some(FactValue::Swap(swap)) = facts.get(&FactQuery::Swap) else {
-            panic!("{out}")
-        };
+        let Some(FactValue::Swap(swap)) = facts.get(&FactQuery::Swap) else { panic!("{out}") };
         let r = root.to_str().unwrap();
         assert_eq!(
             swap.units,
             [
-                SwapUnit {
-                    path: format!("{r}/etc/systemd/system/old.swap"),
-                    masked: true,
-                    source: String::new()
-                },
-                SwapUnit {
-                    path: format!("{r}/run/systemd/generator/swap.img.swap"),
-                    masked: false,
-                    source: "/etc/fstab".into()
-                },
+                SwapUnit { path: format!("{r}/etc/systemd/system/old.swap"), masked: true, source: String::new() },
+                SwapUnit { path: format!("{r}/run/systemd/generator/swap.img.swap"), masked: false, source: "/etc/fstab".into() },
             ],
             "the masked /etc unit hides the /usr/lib one of the same name"
         );
         assert_eq!(swap.wanted, ["swap.img.swap"]);
-        assert_eq!(
-            swap.generators,
-            [SwapGenerator {
-                path: format!("{r}/usr/lib/systemd/system-generators/rpi-swap-generator"),
-                masked: false
-            }]
-        );
-        let conf = |p: &str| {
-            swap.configs
-                .iter()
-                .find(|c| c.path == format!("{r}{p}"))
-                .unwrap_or_else(|| panic!("{p}: {:?}", swap.configs))
-        };
-        assert_eq!(
-            conf("/etc/rpi/swap.conf").lines,
-            [
-                "[Main]",
-                "#Mechanism=auto",
-                "@@kprov-fact end=1",
-                "[File]",
-                "Path=/var/swap"
-            ]
-        );
-        assert_eq!(
-            conf("/etc/rpi/swap.conf.d/99-kprov-swap-off.conf").lines,
-            ["[Main]", "Mechanism=none"],
-            "a last line without a newline counts"
-        );
+        assert_eq!(swap.generators, [SwapGenerator { path: format!("{r}/usr/lib/systemd/system-generators/rpi-swap-generator"), masked: false }]);
+        let conf = |p: &str| swap.configs.iter().find(|c| c.path == format!("{r}{p}")).unwrap_or_else(|| panic!("{p}: {:?}", swap.configs));
+        assert_eq!(conf("/etc/rpi/swap.conf").lines, ["[Main]", "#Mechanism=auto", "@@kprov-fact end=1", "[File]", "Path=/var/swap"]);
+        assert_eq!(conf("/etc/rpi/swap.conf.d/99-kprov-swap-off.conf").lines, ["[Main]", "Mechanism=none"], "a last line without a newline counts");
         assert!(conf("/usr/lib/rpi/swap.conf.d/50-vendor.conf").masked);
-        let Some(FactValue::Boot(boot)) = facts.get(&FactQuery::Boot) else {
-            panic!("{out}")
-        };
-        assert_eq!(
-            boot.cmdline,
-            std::fs::read_to_string("/proc/cmdline").unwrap().trim()
-        );
+        let Some(FactValue::Boot(boot)) = facts.get(&FactQuery::Boot) else { panic!("{out}") };
+        assert_eq!(boot.cmdline, std::fs::read_to_string("/proc/cmdline").unwrap().trim());
         if let Ok(c) = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") {
             assert_eq!(boot.cgroup_v2_controllers.as_deref(), Some(c.trim()));
         }
@@ -873,18 +743,10 @@ mod swap_and_boot_tests {
         let s = FactScript::new([FactQuery::Boot]);
         let out = "\n@@kprov-fact 1\ncmdline=console=tty1 cgroup_disable=memory cgroup_enable=memory\nv1_memory=0\n@@kprov-fact end\n";
         let facts = parse(&s, &format!("\n@@kprov-fact 0\ncpus=1\nmemory_kib=1{out}")).unwrap();
-        let Some(FactValue::Boot(boot)) = facts.get(&FactQuery::Boot) else {
-            panic!()
-        };
-        assert_eq!(
-            (boot.cgroup_v2_controllers.as_deref(), boot.cgroup_v1_memory),
-            (None, Some(false))
-        );
+        let Some(FactValue::Boot(boot)) = facts.get(&FactQuery::Boot) else { panic!() };
+        assert_eq!((boot.cgroup_v2_controllers.as_deref(), boot.cgroup_v1_memory), (None, Some(false)));
         assert!(!boot.memory_controller());
-        let v2 = BootFact {
-            cgroup_v2_controllers: Some("cpuset cpu memory".into()),
-            ..boot.clone()
-        };
+        let v2 = BootFact { cgroup_v2_controllers: Some("cpuset cpu memory".into()), ..boot.clone() };
         assert!(v2.memory_controller());
     }
 }

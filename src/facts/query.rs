@@ -188,10 +188,7 @@ pub struct BootFact {
 impl BootFact {
     /// The memory controller is available: in the v2 root's controllers, or enabled in v1.
     pub fn memory_controller(&self) -> bool {
-        self.cgroup_v2_controllers
-            .as_deref()
-            .is_some_and(|c| c.split_whitespace().any(|w| w == "memory"))
-            || self.cgroup_v1_memory == Some(true)
+        self.cgroup_v2_controllers.as_deref().is_some_and(|c| c.split_whitespace().any(|w| w == "memory")) || self.cgroup_v1_memory == Some(true)
     }
 }
 

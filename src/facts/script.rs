@@ -265,15 +265,8 @@ mod tests {
 
     #[test]
     fn queries_are_deduplicated_and_os_is_always_first() {
-        let s = FactScript::new([
-            FactQuery::Package { name: "kubelet".into() },
-            FactQuery::Swap,
-            FactQuery::Package { name: "kubelet".into() },
-        ]);
-        assert_eq!(
-            s.queries(),
-            &[FactQuery::Os, FactQuery::Swap, FactQuery::Package { name: "kubelet".into() }]
-        );
+        let s = FactScript::new([FactQuery::Package { name: "kubelet".into() }, FactQuery::Swap, FactQuery::Package { name: "kubelet".into() }]);
+        assert_eq!(s.queries(), &[FactQuery::Os, FactQuery::Swap, FactQuery::Package { name: "kubelet".into() }]);
     }
 
     #[test]

@@ -84,9 +84,7 @@ impl TaskGraph {
         // (role, host) → (first, last) task of that role on that host.
         let mut span: BTreeMap<(&str, usize), (NodeIndex, NodeIndex)> = BTreeMap::new();
         let keep_host = |name: &str| selection.hosts.is_empty() || selection.hosts.iter().any(|h| h == name);
-        let keep_role = |name: &str, tags: &[String]| {
-            selection.tags.is_empty() || selection.tags.iter().any(|t| t == name || tags.contains(t))
-        };
+        let keep_role = |name: &str, tags: &[String]| selection.tags.is_empty() || selection.tags.iter().any(|t| t == name || tags.contains(t));
 
         for (_, role) in &roles.roles {
             let mut names = std::collections::BTreeSet::new();
@@ -151,12 +149,10 @@ impl TaskGraph {
 
     /// The task of `host` named `name` in `role`, for same-host references like restart_on.
     pub fn find(&self, host: usize, role: &str, name: &str) -> Option<NodeIndex> {
-        self.graph
-            .node_indices()
-            .find(|&n| {
-                let t = &self.graph[n];
-                t.host == host && t.role == role && t.decl.name == name
-            })
+        self.graph.node_indices().find(|&n| {
+            let t = &self.graph[n];
+            t.host == host && t.role == role && t.decl.name == name
+        })
     }
 }
 

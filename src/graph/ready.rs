@@ -44,12 +44,7 @@ impl<'g> ReadyQueue<'g> {
 
     /// Waiting tasks with no unfinished dependency, in plan order.
     pub fn ready(&self) -> Vec<NodeIndex> {
-        self.graph
-            .order
-            .iter()
-            .copied()
-            .filter(|n| self.state[n] == TaskState::Waiting && self.pending[n] == 0)
-            .collect()
+        self.graph.order.iter().copied().filter(|n| self.state[n] == TaskState::Waiting && self.pending[n] == 0).collect()
     }
 
     /// The largest set of tasks of `host` that can run one after another in a single round

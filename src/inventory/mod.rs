@@ -44,9 +44,14 @@ pub fn load(path: &Path) -> Loaded {
         Ok(m) if m.len() as usize > MAX_SIZE => {
             return Loaded {
                 inventory: None,
-                diagnostics: vec![Diagnostic::error("kprov::inventory::too_large", format!("{name} is {} bytes; inventories are limited to {MAX_SIZE} bytes", m.len()))
+                diagnostics: vec![
+                    Diagnostic::error(
+                        "kprov::inventory::too_large",
+                        format!("{name} is {} bytes; inventories are limited to {MAX_SIZE} bytes", m.len()),
+                    )
                     .help("an inventory this large is almost certainly not an inventory; check the path")
-                    .in_file(&name, &Arc::new(String::new()))],
+                    .in_file(&name, &Arc::new(String::new())),
+                ],
             };
         }
         _ => {}
@@ -56,16 +61,23 @@ pub fn load(path: &Path) -> Loaded {
             Ok(text) => parse(&text, &name),
             Err(e) => Loaded {
                 inventory: None,
-                diagnostics: vec![Diagnostic::error("kprov::inventory::encoding", format!("{name} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+                diagnostics: vec![
+                    Diagnostic::error(
+                        "kprov::inventory::encoding",
+                        format!("{name} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+                    )
                     .help("save the inventory as UTF-8")
-                    .in_file(&name, &Arc::new(String::new()))],
+                    .in_file(&name, &Arc::new(String::new())),
+                ],
             },
         },
         Err(e) => Loaded {
             inventory: None,
-            diagnostics: vec![Diagnostic::error("kprov::inventory::io", format!("cannot read {name}: {e}"))
-                .help("check the path and its permissions")
-                .in_file(&name, &Arc::new(String::new()))],
+            diagnostics: vec![
+                Diagnostic::error("kprov::inventory::io", format!("cannot read {name}: {e}"))
+                    .help("check the path and its permissions")
+                    .in_file(&name, &Arc::new(String::new())),
+            ],
         },
     }
 }

@@ -100,10 +100,7 @@ impl Inventory {
 
     /// The API endpoint every node uses: the configured one, else the first control plane.
     pub fn endpoint(&self) -> String {
-        self.cluster
-            .control_plane_endpoint
-            .clone()
-            .unwrap_or_else(|| format!("{}:6443", self.advertise_address()))
+        self.cluster.control_plane_endpoint.clone().unwrap_or_else(|| format!("{}:6443", self.advertise_address()))
     }
 
     pub fn advertise_address(&self) -> String {
@@ -143,12 +140,13 @@ fn at<T>(s: &Spanned<T>) -> Option<Place> {
 
 pub(crate) fn parse_and_validate(source: &str, name: &str) -> Loaded {
     let src = Arc::new(source.to_string());
-    let finish = |diagnostics: Vec<Diagnostic>, inventory| Loaded {
-        inventory,
-        diagnostics: diagnostics.into_iter().map(|d| d.in_file(name, &src)).collect(),
-    };
+    let finish =
+        |diagnostics: Vec<Diagnostic>, inventory| Loaded { inventory, diagnostics: diagnostics.into_iter().map(|d| d.in_file(name, &src)).collect() };
     if source.len() > MAX_SIZE {
-        return finish(vec![Diagnostic::error("kprov::inventory::too_large", format!("the inventory is {} bytes; the limit is {MAX_SIZE}", source.len()))], None);
+        return finish(
+            vec![Diagnostic::error("kprov::inventory::too_large", format!("the inventory is {} bytes; the limit is {MAX_SIZE}", source.len()))],
+            None,
+        );
     }
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_DEPTH;
@@ -182,7 +180,8 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
             }
         }
         E::SerdeUnknownVariant { variant, expected, .. } => {
-            let d = Diagnostic::error("kprov::inventory::unknown_value", format!("unknown value `{variant}`")).label(at, "not one of the allowed values");
+            let d =
+                Diagnostic::error("kprov::inventory::unknown_value", format!("unknown value `{variant}`")).label(at, "not one of the allowed values");
             match did_you_mean(variant, expected.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`? Allowed: {}", expected.join(", "))),
                 None => d.help(format!("allowed: {}", expected.join(", "))),
@@ -221,11 +220,9 @@ fn yaml_diagnostic(e: &serde_saphyr::Error, source: &str) -> Diagnostic {
         E::Budget { .. } => Diagnostic::error("kprov::inventory::limits", strip_location(&inner.to_string()))
             .label(at, "here")
             .help(format!("inventories may nest at most {MAX_DEPTH} levels and hold one document")),
-        _ => {
-            Diagnostic::error("kprov::inventory::yaml", format!("YAML syntax error: {}", strip_location(&inner.to_string())))
-                .label(at, "here")
-                .help("check the indentation and quoting around this place")
-        }
+        _ => Diagnostic::error("kprov::inventory::yaml", format!("YAML syntax error: {}", strip_location(&inner.to_string())))
+            .label(at, "here")
+            .help("check the indentation and quoting around this place"),
     }
 }
 
@@ -378,7 +375,8 @@ impl Validator {
         let valid = a.parse::<IpAddr>().is_ok()
             || (!a.is_empty()
                 && a.len() <= 253
-                && a.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')));
+                && a.split('.')
+                    .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')));
         if !valid {
             self.push(
                 Diagnostic::error("kprov::inventory::address", format!("`{a}` is not an IP address or DNS name"))
@@ -538,9 +536,12 @@ impl Validator {
                     ok = false;
                     let known: Vec<&str> = cps.iter().map(|h| h.address.as_str()).collect();
                     self.push(
-                        Diagnostic::error("kprov::inventory::advertise_address", format!("advertise_address `{}` is not the address of a control-plane host", adv.value))
-                            .label(at(adv), "no control plane has this address")
-                            .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
+                        Diagnostic::error(
+                            "kprov::inventory::advertise_address",
+                            format!("advertise_address `{}` is not the address of a control-plane host", adv.value),
+                        )
+                        .label(at(adv), "no control plane has this address")
+                        .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
                     );
                 }
             }
@@ -557,7 +558,11 @@ impl Validator {
             cni,
             cni_manifest: c.cni_manifest.clone(),
             control_plane_endpoint: c.control_plane_endpoint.as_ref().map(|e| {
-                if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) { e.value.clone() } else { format!("{}:6443", e.value) }
+                if e.value.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) {
+                    e.value.clone()
+                } else {
+                    format!("{}:6443", e.value)
+                }
             }),
             advertise_address: c.advertise_address.as_ref().map(|a| a.value.clone()),
             container_runtime: "containerd".into(),
@@ -602,7 +607,12 @@ impl Validator {
     }
 }
 
-fn effective_ssh(defaults: &SshSpec, host: Option<&SshSpec>, default_timeout: Duration, dur: impl Fn(&Spanned<String>) -> Option<Duration>) -> SshSettings {
+fn effective_ssh(
+    defaults: &SshSpec,
+    host: Option<&SshSpec>,
+    default_timeout: Duration,
+    dur: impl Fn(&Spanned<String>) -> Option<Duration>,
+) -> SshSettings {
     let empty = SshSpec::default();
     let h = host.unwrap_or(&empty);
     macro_rules! pick {

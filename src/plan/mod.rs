@@ -149,10 +149,7 @@ impl Planner<'_> {
         if let Some(when) = &task.decl.when {
             if !self.renderer.when(Pass::Final, when, ctx).map_err(|e| format!("when: {e}"))? {
                 let spec = self.render(task, Pass::Discover, ctx)?;
-                return Ok((
-                    Rendered { spec, dependency_changed: false },
-                    Outcome::Skipped { reason: format!("when: {when}") },
-                ));
+                return Ok((Rendered { spec, dependency_changed: false }, Outcome::Skipped { reason: format!("when: {when}") }));
             }
         }
         let spec = self.render(task, Pass::Final, ctx)?;

@@ -59,14 +59,22 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    NoOp { reason: String },
+    NoOp {
+        reason: String,
+    },
     Change(Change),
     /// `when` was false for this host.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// The resource could not be rendered or checked.
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// The host could not be reached or read.
-    Blocked { reason: String },
+    Blocked {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,8 +134,6 @@ impl Plan {
 
     /// Errors or unreachable hosts: the plan cannot be trusted as complete.
     pub fn has_errors(&self) -> bool {
-        self.summary.errors > 0
-            || self.summary.blocked > 0
-            || self.hosts.iter().any(|h| h.status != HostStatus::Ready)
+        self.summary.errors > 0 || self.summary.blocked > 0 || self.hosts.iter().any(|h| h.status != HostStatus::Ready)
     }
 }

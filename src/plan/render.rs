@@ -50,21 +50,15 @@ fn headline(step: &Step, c: &Change) -> String {
 
 fn summary_line(plan: &Plan) -> String {
     let s = &plan.summary;
-    format!(
-        "Plan: {} to add, {} to change, {} to destroy, {} to run. {} unchanged.",
-        s.add, s.change, s.destroy, s.run, s.unchanged
-    )
+    format!("Plan: {} to add, {} to change, {} to destroy, {} to run. {} unchanged.", s.add, s.change, s.destroy, s.run, s.unchanged)
 }
 
 pub fn render_text(plan: &Plan, color: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
     for host in &plan.hosts {
-        let steps: Vec<&Step> = plan
-            .steps
-            .iter()
-            .filter(|s| s.host == host.name && !matches!(s.outcome, Outcome::NoOp { .. } | Outcome::Skipped { .. }))
-            .collect();
+        let steps: Vec<&Step> =
+            plan.steps.iter().filter(|s| s.host == host.name && !matches!(s.outcome, Outcome::NoOp { .. } | Outcome::Skipped { .. })).collect();
         match &host.status {
             HostStatus::Ready => {}
             HostStatus::Unreachable { message } | HostStatus::FactsFailed { message } => {
@@ -81,13 +75,8 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 Outcome::Change(c) => {
                     let _ = writeln!(out, "  {} {}", st.action(c.action), headline(step, c));
                     for a in &c.attributes {
-                        let _ = writeln!(
-                            out,
-                            "      {}: {} → {}",
-                            a.name,
-                            a.old.as_deref().unwrap_or("(none)"),
-                            a.new.as_deref().unwrap_or("(none)")
-                        );
+                        let _ =
+                            writeln!(out, "      {}: {} → {}", a.name, a.old.as_deref().unwrap_or("(none)"), a.new.as_deref().unwrap_or("(none)"));
                     }
                     if let Some(content) = &c.content {
                         for line in unified_diff(content).lines() {

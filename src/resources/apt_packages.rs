@@ -147,8 +147,7 @@ impl Resource for AptPackages {
     }
 
     fn apply_script(&self, ctx: &CheckContext<'_>, _change: &Change) -> Result<String, QuoteError> {
-        let wrong: Vec<&str> =
-            self.names.iter().filter(|n| self.state(ctx, n).is_ok_and(|p| self.wrong_version(p))).map(String::as_str).collect();
+        let wrong: Vec<&str> = self.names.iter().filter(|n| self.state(ctx, n).is_ok_and(|p| self.wrong_version(p))).map(String::as_str).collect();
         let hold: Vec<&str> = if self.hold { self.names.iter().map(String::as_str).collect() } else { vec![] };
         install_script(&wrong, self.version.as_deref(), &hold)
     }

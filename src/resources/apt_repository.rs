@@ -67,11 +67,7 @@ impl Resource for AptRepository {
             change = change.attribute("keyring", None, Some(format!("{} from {}", self.keyring, self.key_url)));
         }
         if !list_ok {
-            change.content = Some(ContentChange {
-                path: list_path,
-                old: list.content.as_deref().and_then(super::as_text),
-                new: want,
-            });
+            change.content = Some(ContentChange { path: list_path, old: list.content.as_deref().and_then(super::as_text), new: want });
         }
         Ok(Check::Change(change))
     }

@@ -30,19 +30,13 @@ impl Resource for Capture {
     }
 
     fn check(&self, _ctx: &CheckContext<'_>) -> Result<Check, CheckError> {
-        let mut change = Change::new(
-            Action::Run,
-            format!("read {} (known after apply)", self.description.as_deref().unwrap_or(&self.name)),
-        );
+        let mut change = Change::new(Action::Run, format!("read {} (known after apply)", self.description.as_deref().unwrap_or(&self.name)));
         change.sensitive = true;
         Ok(Check::Change(change))
     }
 
     fn apply_script(&self, _ctx: &CheckContext<'_>, _change: &Change) -> Result<String, QuoteError> {
         // Output goes through base64 so nothing in it can be taken for a marker.
-        Ok(format!(
-            "kprov_value=$( {run}\n)\nprintf '\\n{CAPTURE_MARKER} %s\\n' \"$(printf %s \"$kprov_value\" | base64 -w0)\"\n",
-            run = self.run
-        ))
+        Ok(format!("kprov_value=$( {run}\n)\nprintf '\\n{CAPTURE_MARKER} %s\\n' \"$(printf %s \"$kprov_value\" | base64 -w0)\"\n", run = self.run))
     }
 }

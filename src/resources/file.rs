@@ -42,15 +42,15 @@ impl Resource for File {
         let q = FactQuery::File { path: self.path.clone() };
         let current = ctx.facts.file(&self.path).ok_or_else(|| super::missing(&q))?;
         if current.exists && current.file_type != "regular file" && !current.file_type.is_empty() {
-            return Err(CheckError::Unsupported(format!(
-                "{} is a {}, not a regular file; kprov will not replace it",
-                self.path, current.file_type
-            )));
+            return Err(CheckError::Unsupported(format!("{} is a {}, not a regular file; kprov will not replace it", self.path, current.file_type)));
         }
         let want_hash = crate::digest::sha256_hex(self.content.as_bytes());
         let lines = self.content.lines().count();
         if !current.exists {
-            let mut change = Change::new(Action::Create, format!("file {} ({lines} line{}, mode {:04o})", self.path, if lines == 1 { "" } else { "s" }, self.mode));
+            let mut change = Change::new(
+                Action::Create,
+                format!("file {} ({lines} line{}, mode {:04o})", self.path, if lines == 1 { "" } else { "s" }, self.mode),
+            );
             change.sensitive = self.sensitive;
             if !self.sensitive {
                 change.content = Some(ContentChange { path: self.path.clone(), old: None, new: self.content.clone() });
@@ -86,18 +86,12 @@ impl Resource for File {
     }
 
     fn apply_script(&self, _ctx: &CheckContext<'_>, change: &Change) -> Result<String, QuoteError> {
-        let content_changes = change.action == Action::Create
-            || change.content.is_some()
-            || change.attributes.iter().any(|a| a.name == "content");
+        let content_changes = change.action == Action::Create || change.content.is_some() || change.attributes.iter().any(|a| a.name == "content");
         if content_changes {
             return super::write_file_script(&self.path, self.content.as_bytes(), self.mode, &self.owner, &self.group);
         }
         let p = quote(&self.path)?;
-        Ok(format!(
-            "chmod {:o} {p}\nchown {} {p}\n",
-            self.mode,
-            quote(&format!("{}:{}", self.owner, self.group))?
-        ))
+        Ok(format!("chmod {:o} {p}\nchown {} {p}\n", self.mode, quote(&format!("{}:{}", self.owner, self.group))?))
     }
 }
 

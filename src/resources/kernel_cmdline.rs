@@ -64,11 +64,7 @@ impl Resource for KernelCmdline {
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<Check, CheckError> {
         let (path, f) = self.file(ctx)?;
-        let old = f
-            .content
-            .as_deref()
-            .and_then(super::as_text)
-            .ok_or_else(|| CheckError::Unsupported(format!("{path} is not a small text file")))?;
+        let old = f.content.as_deref().and_then(super::as_text).ok_or_else(|| CheckError::Unsupported(format!("{path} is not a small text file")))?;
         match self.edit(&old) {
             None => Ok(Check::NoOp { reason: format!("{} present in {path}", self.params.join(" ")) }),
             Some(new) => {

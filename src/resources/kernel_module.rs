@@ -66,11 +66,7 @@ impl Resource for KernelModule {
             change = change.attribute(&format!("module {m}"), Some("not loaded".into()), Some("loaded".into()));
         }
         if !file_ok {
-            change.content = Some(ContentChange {
-                path: self.file.clone(),
-                old: f.content.as_deref().and_then(super::as_text),
-                new: want,
-            });
+            change.content = Some(ContentChange { path: self.file.clone(), old: f.content.as_deref().and_then(super::as_text), new: want });
         }
         Ok(Check::Change(change))
     }

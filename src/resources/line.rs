@@ -82,8 +82,7 @@ impl Resource for Line {
         }
         let old = match (&f.content, f.exists) {
             (_, false) => String::new(),
-            (Some(bytes), true) => super::as_text(bytes)
-                .ok_or_else(|| CheckError::Unsupported(format!("{} is not UTF-8 text", self.path)))?,
+            (Some(bytes), true) => super::as_text(bytes).ok_or_else(|| CheckError::Unsupported(format!("{} is not UTF-8 text", self.path)))?,
             (None, true) => {
                 return Err(CheckError::Unsupported(format!("{} is too large to edit line by line", self.path)));
             }
@@ -127,10 +126,7 @@ mod tests {
     #[test]
     fn replaces_the_last_match_and_drops_other_matches() {
         let l = line("SystemdCgroup = true", Some(r"^\s*SystemdCgroup\s*="));
-        assert_eq!(
-            l.edit("x\nSystemdCgroup = false\ny\nSystemdCgroup = false\n").unwrap(),
-            Some("x\ny\nSystemdCgroup = true\n".into())
-        );
+        assert_eq!(l.edit("x\nSystemdCgroup = false\ny\nSystemdCgroup = false\n").unwrap(), Some("x\ny\nSystemdCgroup = true\n".into()));
         assert_eq!(l.edit("SystemdCgroup = true\n").unwrap(), None);
     }
 }

@@ -210,15 +210,9 @@ pub struct ContentChange {
 /// Shell text that writes `content` to `path` atomically: a temp file in the same directory,
 /// mode and owner set, then a rename over the target (readers see the old or the new file,
 /// never a half-written one). The content travels base64-encoded so no byte can break out.
-pub(crate) fn write_file_script(
-    path: &str,
-    content: &[u8],
-    mode: u32,
-    owner: &str,
-    group: &str,
-) -> Result<String, QuoteError> {
-    use base64::Engine as _;
+pub(crate) fn write_file_script(path: &str, content: &[u8], mode: u32, owner: &str, group: &str) -> Result<String, QuoteError> {
     use crate::shell::quote;
+    use base64::Engine as _;
     let p = quote(path)?;
     let dir = quote(parent_dir(path))?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(content);
@@ -251,4 +245,3 @@ pub(crate) fn as_text(bytes: &[u8]) -> Option<String> {
 pub(crate) fn missing(q: &FactQuery) -> CheckError {
     CheckError::MissingFact(format!("{q:?}"))
 }
-

@@ -79,12 +79,8 @@ impl Verify {
             match facts.get(&FactQuery::Swap) {
                 Some(FactValue::Swap(swap)) if !swap.active.is_empty() => {
                     let named = match s.providers(swap, facts) {
-                        Ok(p) if !p.is_empty() => {
-                            p.iter().map(|p| p.label()).collect::<Vec<_>>().join("; ")
-                        }
-                        Ok(_) => {
-                            "no provider kprov knows (look for what runs swapon at boot)".into()
-                        }
+                        Ok(p) if !p.is_empty() => p.iter().map(|p| p.label()).collect::<Vec<_>>().join("; "),
+                        Ok(_) => "no provider kprov knows (look for what runs swapon at boot)".into(),
                         Err(e) => e.to_string(),
                     };
                     problems.push(format!("swap is back after the reboot: /proc/swaps lists {}; brought back by {named}", swap.active.join(", ")));
@@ -103,31 +99,21 @@ impl Verify {
                 _ => problems.push("the boot facts were not gathered after the reboot".into()),
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
     }
 }
 
 /// Whether `param` (a cmdline word) names `controller` in a `cgroup_enable=`/`cgroup_disable=`
 /// list (`cgroup_disable=memory` or `cgroup_disable=cpuset,memory`).
 fn lists(word: &str, key: &str, controller: &str) -> bool {
-    word.strip_prefix(key)
-        .and_then(|r| r.strip_prefix('='))
-        .is_some_and(|v| v.split(',').any(|c| c == controller))
+    word.strip_prefix(key).and_then(|r| r.strip_prefix('=')).is_some_and(|v| v.split(',').any(|c| c == controller))
 }
 
 /// The memory controller is there, or why not, from what the kernel booted with. The kernel
 /// applies `cgroup_enable=`/`cgroup_disable=` in the order they appear in /proc/cmdline, and a
 /// Raspberry Pi's firmware puts its own parameters (from the device tree) before cmdline.txt's:
 /// raspberrypi/linux#5933 and #6980.
-pub fn memory_cgroup_check(
-    boot: &BootFact,
-    wrote: &[String],
-    file: Option<&str>,
-) -> Result<(), String> {
+pub fn memory_cgroup_check(boot: &BootFact, wrote: &[String], file: Option<&str>) -> Result<(), String> {
     if boot.memory_controller() {
         return Ok(());
     }
@@ -138,17 +124,9 @@ pub fn memory_cgroup_check(
         (None, Some(false)) => "/proc/cgroups: memory disabled".into(),
         (None, _) => "/proc/cgroups has no memory row".into(),
     };
-    let missing: Vec<&str> = wrote
-        .iter()
-        .map(String::as_str)
-        .filter(|p| !words.contains(p))
-        .collect();
-    let last_enable = words
-        .iter()
-        .rposition(|w| lists(w, "cgroup_enable", "memory"));
-    let last_disable = words
-        .iter()
-        .rposition(|w| lists(w, "cgroup_disable", "memory"));
+    let missing: Vec<&str> = wrote.iter().map(String::as_str).filter(|p| !words.contains(p)).collect();
+    let last_enable = words.iter().rposition(|w| lists(w, "cgroup_enable", "memory"));
+    let last_disable = words.iter().rposition(|w| lists(w, "cgroup_disable", "memory"));
     let why = if !missing.is_empty() {
         format!(
             "the kernel did not boot with what kprov wrote to {file}: /proc/cmdline lacks {}. Fix: check that the firmware reads {file} (`cmdline=` in config.txt, the boot partition mounted at /boot/firmware) and that the file is one line",
@@ -165,10 +143,7 @@ pub fn memory_cgroup_check(
     } else {
         "/proc/cmdline has kprov's parameters but the kernel keeps the memory controller off (built without it, or it ignores cgroup_enable=memory). Fix: update the kernel (`apt full-upgrade`, then reboot; raspberrypi/linux#6980)".to_string()
     };
-    Err(format!(
-        "the memory cgroup controller is still off after the reboot ({found}; /proc/cmdline: {:?}): {why}",
-        boot.cmdline
-    ))
+    Err(format!("the memory cgroup controller is still off after the reboot ({found}; /proc/cmdline: {:?}): {why}", boot.cmdline))
 }
 
 impl Resource for Reboot {
@@ -178,40 +153,19 @@ impl Resource for Reboot {
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<Check, CheckError> {
         if !ctx.dependency_changed {
-            return Ok(Check::NoOp {
-                reason: "nothing that needs a reboot changed".into(),
-            });
+            return Ok(Check::NoOp { reason: "nothing that needs a reboot changed".into() });
         }
-        let mut c = Change::new(
-            Action::Reboot,
-            format!(
-                "reboot ({})",
-                self.reason
-                    .as_deref()
-                    .unwrap_or(&self.after_change_of.join(", "))
-            ),
-        );
+        let mut c = Change::new(Action::Reboot, format!("reboot ({})", self.reason.as_deref().unwrap_or(&self.after_change_of.join(", "))));
         if self.verify.swap_off.is_some() {
             c = c.attribute("after the reboot", None, Some("/proc/swaps empty".into()));
         }
         if let Some(m) = &self.verify.memory_cgroup {
-            c = c.attribute(
-                "after the reboot",
-                None,
-                Some(format!(
-                    "memory cgroup controller available, /proc/cmdline has {}",
-                    m.params.join(" ")
-                )),
-            );
+            c = c.attribute("after the reboot", None, Some(format!("memory cgroup controller available, /proc/cmdline has {}", m.params.join(" "))));
         }
         Ok(Check::Change(c))
     }
 
-    fn apply_script(
-        &self,
-        _ctx: &CheckContext<'_>,
-        _change: &Change,
-    ) -> Result<String, QuoteError> {
+    fn apply_script(&self, _ctx: &CheckContext<'_>, _change: &Change) -> Result<String, QuoteError> {
         // Detached so the SSH command returns before the connection drops.
         Ok("nohup sh -c 'sleep 1; systemctl reboot' >/dev/null 2>&1 &\n".to_string())
     }
@@ -227,46 +181,27 @@ mod tests {
 
     #[test]
     fn enabled_controller_passes() {
-        let boot = BootFact {
-            cmdline: "root=x".into(),
-            cgroup_v2_controllers: Some("cpuset cpu io memory pids".into()),
-            cgroup_v1_memory: None,
-        };
+        let boot = BootFact { cmdline: "root=x".into(), cgroup_v2_controllers: Some("cpuset cpu io memory pids".into()), cgroup_v1_memory: None };
         assert_eq!(memory_cgroup_check(&boot, &wrote(), None), Ok(()));
-        let v1 = BootFact {
-            cmdline: "root=x".into(),
-            cgroup_v2_controllers: None,
-            cgroup_v1_memory: Some(true),
-        };
+        let v1 = BootFact { cmdline: "root=x".into(), cgroup_v2_controllers: None, cgroup_v1_memory: Some(true) };
         assert_eq!(memory_cgroup_check(&v1, &wrote(), None), Ok(()));
     }
 
     #[test]
     fn a_disable_after_the_enable_wins() {
         let boot = BootFact {
-            cmdline:
-                "cgroup_memory=1 cgroup_enable=memory console=tty1 cgroup_disable=cpuset,memory"
-                    .into(),
+            cmdline: "cgroup_memory=1 cgroup_enable=memory console=tty1 cgroup_disable=cpuset,memory".into(),
             cgroup_v2_controllers: Some("cpuset cpu io pids".into()),
             cgroup_v1_memory: None,
         };
-        let e =
-            memory_cgroup_check(&boot, &wrote(), Some("/boot/firmware/cmdline.txt")).unwrap_err();
+        let e = memory_cgroup_check(&boot, &wrote(), Some("/boot/firmware/cmdline.txt")).unwrap_err();
         assert!(e.contains("comes after cgroup_enable=memory"), "{e}");
     }
 
     #[test]
     fn parameters_missing_from_the_boot() {
-        let boot = BootFact {
-            cmdline: "console=tty1 root=x".into(),
-            cgroup_v2_controllers: Some("cpu".into()),
-            cgroup_v1_memory: None,
-        };
-        let e =
-            memory_cgroup_check(&boot, &wrote(), Some("/boot/firmware/cmdline.txt")).unwrap_err();
-        assert!(
-            e.contains("lacks cgroup_memory=1 cgroup_enable=memory"),
-            "{e}"
-        );
+        let boot = BootFact { cmdline: "console=tty1 root=x".into(), cgroup_v2_controllers: Some("cpu".into()), cgroup_v1_memory: None };
+        let e = memory_cgroup_check(&boot, &wrote(), Some("/boot/firmware/cmdline.txt")).unwrap_err();
+        assert!(e.contains("lacks cgroup_memory=1 cgroup_enable=memory"), "{e}");
     }
 }

@@ -34,11 +34,7 @@ impl Service {
     fn manages_running(&self, ctx: &CheckContext<'_>) -> Result<bool, CheckError> {
         match &self.running_requires {
             None => Ok(true),
-            Some(p) => ctx
-                .facts
-                .file(p)
-                .map(|f| f.exists)
-                .ok_or_else(|| super::missing(&FactQuery::File { path: p.clone() })),
+            Some(p) => ctx.facts.file(p).map(|f| f.exists).ok_or_else(|| super::missing(&FactQuery::File { path: p.clone() })),
         }
     }
 }

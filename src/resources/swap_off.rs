@@ -34,8 +34,7 @@ pub struct SwapOff {
 /// kprov's drop-in for rpi-swap. Drop-ins are read sorted by file name, the last one wins:
 /// `99-` sorts after the two-digit names swap.conf(5) recommends.
 pub const RPI_SWAP_DROP_IN: &str = "/etc/rpi/swap.conf.d/99-kprov-swap-off.conf";
-const RPI_SWAP_DROP_IN_TEXT: &str =
-    "# Written by kprov: kubelet needs swap off (see swap.conf(5)).\n[Main]\nMechanism=none\n";
+const RPI_SWAP_DROP_IN_TEXT: &str = "# Written by kprov: kubelet needs swap off (see swap.conf(5)).\n[Main]\nMechanism=none\n";
 /// kprov's drop-in for zram-generator.
 pub const ZRAM_DROP_IN: &str = "/etc/systemd/zram-generator.conf.d/99-kprov-swap-off.conf";
 
@@ -58,10 +57,7 @@ pub enum Provider {
         units: Vec<String>,
     },
     /// zram-generator with devices configured.
-    ZramGenerator {
-        devices: Vec<String>,
-        files: Vec<String>,
-    },
+    ZramGenerator { devices: Vec<String>, files: Vec<String> },
     /// A swap unit pulled in by swap.target that no other provider accounts for.
     Unit { name: String, path: String },
     /// A service that creates swap at boot (dphys-swapfile...).
@@ -73,17 +69,11 @@ impl Provider {
     pub fn label(&self) -> String {
         match self {
             Provider::Fstab { line } => format!("the /etc/fstab line {line:?}"),
-            Provider::RpiSwap {
-                mechanism, from, ..
-            } => match from {
+            Provider::RpiSwap { mechanism, from, .. } => match from {
                 Some(f) => format!("rpi-swap (Mechanism={mechanism} in {f})"),
                 None => format!("rpi-swap (Mechanism={mechanism}, the package default)"),
             },
-            Provider::ZramGenerator { devices, files } => format!(
-                "zram-generator ({} in {})",
-                devices.join(", "),
-                files.join(", ")
-            ),
+            Provider::ZramGenerator { devices, files } => format!("zram-generator ({} in {})", devices.join(", "), files.join(", ")),
             Provider::Unit { name, path } => format!("the swap unit {name} ({path})"),
             Provider::Service { name } => format!("the service {name}"),
         }
@@ -152,9 +142,7 @@ fn rpi_swap_mechanism(files: &[&ConfigFile]) -> (String, Option<String>) {
         }
     }
     match mechanism {
-        Some((m, from)) if matches!(m.as_str(), "swapfile" | "zram" | "zram+file" | "none") => {
-            (m, Some(from))
-        }
+        Some((m, from)) if matches!(m.as_str(), "swapfile" | "zram" | "zram+file" | "none") => (m, Some(from)),
         Some((_, from)) => ("zram+file".into(), Some(from)),
         None => ("zram+file".into(), None),
     }
@@ -167,11 +155,7 @@ fn zram_devices(files: &[&ConfigFile]) -> Vec<(String, String)> {
     let mut devices: Vec<(String, bool, String)> = vec![];
     for f in files {
         for raw in &f.lines {
-            let Some(section) = raw
-                .trim()
-                .strip_prefix('[')
-                .and_then(|l| l.strip_suffix(']'))
-            else {
+            let Some(section) = raw.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')) else {
                 continue;
             };
             let section = section.trim();
@@ -188,72 +172,37 @@ fn zram_devices(files: &[&ConfigFile]) -> Vec<(String, String)> {
             }
         }
     }
-    devices
-        .into_iter()
-        .filter(|(_, on, _)| *on)
-        .map(|(d, _, f)| (d, f))
-        .collect()
+    devices.into_iter().filter(|(_, on, _)| *on).map(|(d, _, f)| (d, f)).collect()
 }
 
 fn generator_present(swap: &SwapFact, name: &str) -> bool {
     // The first directory in systemd's order that has the generator decides: a link to
     // /dev/null there masks it (systemd.generator(7)).
     const ORDER: [&str; 5] = ["/etc/", "/run/", "/usr/local/lib/", "/usr/lib/", "/lib/"];
-    let rank = |path: &str| {
-        ORDER
-            .iter()
-            .position(|d| path.starts_with(d))
-            .unwrap_or(ORDER.len())
-    };
-    swap.generators
-        .iter()
-        .filter(|g| g.path.rsplit('/').next() == Some(name))
-        .min_by_key(|g| rank(&g.path))
-        .is_some_and(|g| !g.masked)
+    let rank = |path: &str| ORDER.iter().position(|d| path.starts_with(d)).unwrap_or(ORDER.len());
+    swap.generators.iter().filter(|g| g.path.rsplit('/').next() == Some(name)).min_by_key(|g| rank(&g.path)).is_some_and(|g| !g.masked)
 }
 
 impl SwapOff {
     fn live_services<'a>(&'a self, facts: &crate::facts::HostFacts) -> Vec<&'a str> {
         self.services
             .iter()
-            .filter(
-                |s| match facts.get(&FactQuery::Service { name: (*s).clone() }) {
-                    // Stopped and either masked or disabled: it will not bring swap back.
-                    Some(FactValue::Service(ServiceFact {
-                        exists,
-                        active,
-                        enablement,
-                        ..
-                    })) => {
-                        *exists
-                            && (*active
-                                || !matches!(
-                                    enablement.as_str(),
-                                    "masked" | "masked-runtime" | "disabled"
-                                ))
-                    }
-                    _ => false,
-                },
-            )
+            .filter(|s| match facts.get(&FactQuery::Service { name: (*s).clone() }) {
+                // Stopped and either masked or disabled: it will not bring swap back.
+                Some(FactValue::Service(ServiceFact { exists, active, enablement, .. })) => {
+                    *exists && (*active || !matches!(enablement.as_str(), "masked" | "masked-runtime" | "disabled"))
+                }
+                _ => false,
+            })
             .map(String::as_str)
             .collect()
     }
 
     /// Every provider that makes swap now or at the next boot, from facts.
-    pub fn providers(
-        &self,
-        swap: &SwapFact,
-        facts: &crate::facts::HostFacts,
-    ) -> Result<Vec<Provider>, CheckError> {
-        let mut out: Vec<Provider> = swap
-            .fstab
-            .iter()
-            .map(|l| Provider::Fstab { line: l.clone() })
-            .collect();
+    pub fn providers(&self, swap: &SwapFact, facts: &crate::facts::HostFacts) -> Result<Vec<Provider>, CheckError> {
+        let mut out: Vec<Provider> = swap.fstab.iter().map(|l| Provider::Fstab { line: l.clone() }).collect();
         let rpi_files = layered(&swap.configs, &RPI_SWAP_DIRS, "swap.conf");
-        let from_rpi_swap = |source: &str| {
-            source.ends_with("/rpi/swap.conf") || source.contains("/rpi/swap.conf.d/")
-        };
+        let from_rpi_swap = |source: &str| source.ends_with("/rpi/swap.conf") || source.contains("/rpi/swap.conf.d/");
         if generator_present(swap, "rpi-swap-generator") {
             let (mechanism, from) = rpi_swap_mechanism(&rpi_files);
             if mechanism != "none" {
@@ -264,17 +213,8 @@ impl SwapOff {
                         from.as_deref().unwrap_or("a drop-in")
                     )));
                 }
-                let units = swap
-                    .units
-                    .iter()
-                    .filter(|u| !u.masked && from_rpi_swap(&u.source))
-                    .map(|u| u.name().to_string())
-                    .collect();
-                out.push(Provider::RpiSwap {
-                    mechanism,
-                    from,
-                    units,
-                });
+                let units = swap.units.iter().filter(|u| !u.masked && from_rpi_swap(&u.source)).map(|u| u.name().to_string()).collect();
+                out.push(Provider::RpiSwap { mechanism, from, units });
             }
         }
         let zram_files = layered(&swap.configs, &ZRAM_DIRS, "zram-generator.conf");
@@ -286,40 +226,22 @@ impl SwapOff {
                     return Err(CheckError::Unsupported(format!(
                         "zram-generator: {} still configures {} after kprov's {ZRAM_DROP_IN} (drop-ins are read sorted by file name, the last wins): set host-memory-limit=0 there or remove it",
                         files.join(", "),
-                        devices
-                            .iter()
-                            .map(|(d, _)| d.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        devices.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>().join(", ")
                     )));
                 }
                 let mut files: Vec<String> = devices.iter().map(|(_, f)| f.clone()).collect();
                 files.dedup();
-                out.push(Provider::ZramGenerator {
-                    devices: devices.into_iter().map(|(d, _)| d).collect(),
-                    files,
-                });
+                out.push(Provider::ZramGenerator { devices: devices.into_iter().map(|(d, _)| d).collect(), files });
             }
         }
         for u in &swap.units {
-            let generated_by_known = u.source == "/etc/fstab"
-                || from_rpi_swap(&u.source)
-                || u.source.contains("zram-generator");
+            let generated_by_known = u.source == "/etc/fstab" || from_rpi_swap(&u.source) || u.source.contains("zram-generator");
             if u.masked || generated_by_known || !swap.wanted.iter().any(|w| w == u.name()) {
                 continue;
             }
-            out.push(Provider::Unit {
-                name: u.name().to_string(),
-                path: u.path.clone(),
-            });
+            out.push(Provider::Unit { name: u.name().to_string(), path: u.path.clone() });
         }
-        out.extend(
-            self.live_services(facts)
-                .into_iter()
-                .map(|s| Provider::Service {
-                    name: s.to_string(),
-                }),
-        );
+        out.extend(self.live_services(facts).into_iter().map(|s| Provider::Service { name: s.to_string() }));
         Ok(out)
     }
 }
@@ -327,11 +249,7 @@ impl SwapOff {
 impl Resource for SwapOff {
     fn facts(&self) -> Vec<FactQuery> {
         let mut q = vec![FactQuery::Swap];
-        q.extend(
-            self.services
-                .iter()
-                .map(|s| FactQuery::Service { name: s.clone() }),
-        );
+        q.extend(self.services.iter().map(|s| FactQuery::Service { name: s.clone() }));
         q
     }
 
@@ -342,56 +260,33 @@ impl Resource for SwapOff {
         };
         let providers = self.providers(swap, ctx.facts)?;
         if swap.active.is_empty() && providers.is_empty() {
-            return Ok(Check::NoOp {
-                reason: "no swap active, and nothing brings it back at boot".into(),
-            });
+            return Ok(Check::NoOp { reason: "no swap active, and nothing brings it back at boot".into() });
         }
         let mut change = Change::new(Action::Update, "swap off");
         if !swap.active.is_empty() {
-            change = change.attribute(
-                "active swap",
-                Some(swap.active.join(", ")),
-                Some("none".into()),
-            );
+            change = change.attribute("active swap", Some(swap.active.join(", ")), Some("none".into()));
         }
         for p in &providers {
             change = match p {
-                Provider::Fstab { line } => {
-                    change.attribute("fstab", Some(line.clone()), Some(format!("# {line}")))
-                }
-                Provider::RpiSwap {
-                    mechanism,
-                    from,
-                    units,
-                } => {
-                    let mut old = format!(
-                        "Mechanism={mechanism} ({})",
-                        from.as_deref().unwrap_or("default")
-                    );
+                Provider::Fstab { line } => change.attribute("fstab", Some(line.clone()), Some(format!("# {line}"))),
+                Provider::RpiSwap { mechanism, from, units } => {
+                    let mut old = format!("Mechanism={mechanism} ({})", from.as_deref().unwrap_or("default"));
                     if !units.is_empty() {
                         old.push_str(&format!(", units {}", units.join(", ")));
                     }
-                    change.attribute(
-                        "rpi-swap",
-                        Some(old),
-                        Some(format!("Mechanism=none ({RPI_SWAP_DROP_IN})")),
-                    )
+                    change.attribute("rpi-swap", Some(old), Some(format!("Mechanism=none ({RPI_SWAP_DROP_IN})")))
                 }
                 Provider::ZramGenerator { devices, files } => change.attribute(
                     "zram-generator",
                     Some(format!("{} ({})", devices.join(", "), files.join(", "))),
                     Some(format!("host-memory-limit=0 ({ZRAM_DROP_IN})")),
                 ),
-                Provider::Unit { name, .. } => change.attribute(
-                    &format!("swap unit {name}"),
-                    Some("enabled".into()),
-                    Some("stopped, disabled, masked".into()),
-                ),
-                Provider::Service { name } => change.attribute(
-                    &format!("service {name}"),
-                    Some("enabled".into()),
-                    Some("stopped, disabled, masked".into()),
-                ),
+                Provider::Unit { name, .. } => {
+                    change.attribute(&format!("swap unit {name}"), Some("enabled".into()), Some("stopped, disabled, masked".into()))
+                }
+                Provider::Service { name } => {
+                    change.attribute(&format!("service {name}"), Some("enabled".into()), Some("stopped, disabled, masked".into()))
+                }
             };
         }
         Ok(Check::Change(change))
@@ -409,37 +304,20 @@ impl Resource for SwapOff {
             match p {
                 Provider::Fstab { .. } => reload = true,
                 Provider::RpiSwap { units, .. } => {
-                    s.push_str(&super::write_file_script(
-                        RPI_SWAP_DROP_IN,
-                        RPI_SWAP_DROP_IN_TEXT.as_bytes(),
-                        0o644,
-                        "root",
-                        "root",
-                    )?);
+                    s.push_str(&super::write_file_script(RPI_SWAP_DROP_IN, RPI_SWAP_DROP_IN_TEXT.as_bytes(), 0o644, "root", "root")?);
                     for u in units {
                         s.push_str(&format!("systemctl stop {} || true\n", quote(u)?));
                     }
                     reload = true;
                 }
                 Provider::ZramGenerator { devices, .. } => {
-                    let mut text = String::from(
-                        "# Written by kprov: kubelet needs swap off (see zram-generator.conf(5)).\n",
-                    );
+                    let mut text = String::from("# Written by kprov: kubelet needs swap off (see zram-generator.conf(5)).\n");
                     for d in devices {
                         text.push_str(&format!("[{d}]\nhost-memory-limit=0\n"));
                     }
-                    s.push_str(&super::write_file_script(
-                        ZRAM_DROP_IN,
-                        text.as_bytes(),
-                        0o644,
-                        "root",
-                        "root",
-                    )?);
+                    s.push_str(&super::write_file_script(ZRAM_DROP_IN, text.as_bytes(), 0o644, "root", "root")?);
                     for d in devices {
-                        s.push_str(&format!(
-                            "systemctl stop {} || true\n",
-                            quote(&format!("systemd-zram-setup@{d}.service"))?
-                        ));
+                        s.push_str(&format!("systemctl stop {} || true\n", quote(&format!("systemd-zram-setup@{d}.service"))?));
                     }
                     reload = true;
                 }
@@ -469,11 +347,7 @@ mod tests {
     use super::*;
 
     fn conf(path: &str, lines: &[&str]) -> ConfigFile {
-        ConfigFile {
-            path: path.into(),
-            masked: false,
-            lines: lines.iter().map(|l| l.to_string()).collect(),
-        }
+        ConfigFile { path: path.into(), masked: false, lines: lines.iter().map(|l| l.to_string()).collect() }
     }
 
     #[test]
@@ -481,90 +355,39 @@ mod tests {
         let configs = vec![
             conf("/etc/rpi/swap.conf", &["[Main]", "Mechanism=swapfile"]),
             conf("/usr/lib/rpi/swap.conf", &["[Main]", "Mechanism=none"]),
-            conf(
-                "/etc/rpi/swap.conf.d/80-zram.conf",
-                &["[Main]", "Mechanism=zram"],
-            ),
-            conf(
-                "/usr/lib/rpi/swap.conf.d/50-vendor.conf",
-                &["[Main]", "Mechanism=none"],
-            ),
+            conf("/etc/rpi/swap.conf.d/80-zram.conf", &["[Main]", "Mechanism=zram"]),
+            conf("/usr/lib/rpi/swap.conf.d/50-vendor.conf", &["[Main]", "Mechanism=none"]),
         ];
         let files = layered(&configs, &RPI_SWAP_DIRS, "swap.conf");
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         // Only the first main file; drop-ins sorted by name whatever their directory.
-        assert_eq!(
-            paths,
-            [
-                "/etc/rpi/swap.conf",
-                "/usr/lib/rpi/swap.conf.d/50-vendor.conf",
-                "/etc/rpi/swap.conf.d/80-zram.conf"
-            ]
-        );
-        assert_eq!(
-            rpi_swap_mechanism(&files),
-            (
-                "zram".into(),
-                Some("/etc/rpi/swap.conf.d/80-zram.conf".into())
-            )
-        );
+        assert_eq!(paths, ["/etc/rpi/swap.conf", "/usr/lib/rpi/swap.conf.d/50-vendor.conf", "/etc/rpi/swap.conf.d/80-zram.conf"]);
+        assert_eq!(rpi_swap_mechanism(&files), ("zram".into(), Some("/etc/rpi/swap.conf.d/80-zram.conf".into())));
     }
 
     #[test]
     fn rpi_swap_masked_drop_in_and_unknown_values() {
         let mut masked = conf("/etc/rpi/swap.conf.d/50-vendor.conf", &[]);
         masked.masked = true;
-        let configs = vec![
-            masked,
-            conf(
-                "/usr/lib/rpi/swap.conf.d/50-vendor.conf",
-                &["[Main]", "Mechanism=none"],
-            ),
-        ];
+        let configs = vec![masked, conf("/usr/lib/rpi/swap.conf.d/50-vendor.conf", &["[Main]", "Mechanism=none"])];
         let files = layered(&configs, &RPI_SWAP_DIRS, "swap.conf");
-        assert!(
-            files.is_empty(),
-            "the /etc link to /dev/null hides the vendor file"
-        );
+        assert!(files.is_empty(), "the /etc link to /dev/null hides the vendor file");
         assert_eq!(rpi_swap_mechanism(&files), ("zram+file".into(), None));
-        let odd = [conf(
-            "/etc/rpi/swap.conf",
-            &["[Main]", "  Mechanism = zswap  "],
-        )];
+        let odd = [conf("/etc/rpi/swap.conf", &["[Main]", "  Mechanism = zswap  "])];
         let files: Vec<&ConfigFile> = odd.iter().collect();
-        assert_eq!(
-            rpi_swap_mechanism(&files).0,
-            "zram+file",
-            "an unknown value counts as auto"
-        );
+        assert_eq!(rpi_swap_mechanism(&files).0, "zram+file", "an unknown value counts as auto");
         let other_section = [conf("/etc/rpi/swap.conf", &["[File]", "Mechanism=none"])];
         let files: Vec<&ConfigFile> = other_section.iter().collect();
-        assert_eq!(
-            rpi_swap_mechanism(&files).0,
-            "zram+file",
-            "Mechanism belongs to [Main]"
-        );
+        assert_eq!(rpi_swap_mechanism(&files).0, "zram+file", "Mechanism belongs to [Main]");
     }
 
     #[test]
     fn zram_devices_off_with_a_zero_host_memory_limit() {
         let configs = vec![
-            conf(
-                "/usr/lib/systemd/zram-generator.conf",
-                &["[zram0]", "zram-size = ram / 2"],
-            ),
-            conf(
-                "/usr/lib/systemd/zram-generator.conf.d/20-rpi-swap-zram0-ctrl.conf",
-                &["[zram1]", "host-memory-limit=0"],
-            ),
+            conf("/usr/lib/systemd/zram-generator.conf", &["[zram0]", "zram-size = ram / 2"]),
+            conf("/usr/lib/systemd/zram-generator.conf.d/20-rpi-swap-zram0-ctrl.conf", &["[zram1]", "host-memory-limit=0"]),
         ];
         let files = layered(&configs, &ZRAM_DIRS, "zram-generator.conf");
-        assert_eq!(
-            zram_devices(&files),
-            [(
-                "zram0".to_string(),
-                "/usr/lib/systemd/zram-generator.conf".to_string()
-            )]
-        );
+        assert_eq!(zram_devices(&files), [("zram0".to_string(), "/usr/lib/systemd/zram-generator.conf".to_string())]);
     }
 }

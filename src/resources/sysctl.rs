@@ -68,11 +68,7 @@ impl Resource for Sysctl {
             change = change.attribute(&key, old, Some(new));
         }
         if !file_ok {
-            change.content = Some(ContentChange {
-                path: self.file.clone(),
-                old: file.content.as_deref().and_then(super::as_text),
-                new: want,
-            });
+            change.content = Some(ContentChange { path: self.file.clone(), old: file.content.as_deref().and_then(super::as_text), new: want });
         }
         Ok(Check::Change(change))
     }

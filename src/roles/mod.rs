@@ -86,12 +86,21 @@ impl std::fmt::Display for Origin {
 pub enum RoleError {
     #[error("cannot read {path}")]
     #[diagnostic(code(kprov::roles::io))]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{origin}: {message}")]
     #[diagnostic(code(kprov::roles::syntax), help("see ARCHITECTURE.md and roles/*.yaml for the role format"))]
     Syntax { origin: String, message: String },
     #[error("{origin}: resource {resource:?} must have exactly one resource kind, found {found:?}")]
-    #[diagnostic(code(kprov::roles::kind), help("write one of: file, line, sysctl, kernel_module, kernel_cmdline, swap_off, apt_repository, apt_packages, service, command, capture, reboot"))]
+    #[diagnostic(
+        code(kprov::roles::kind),
+        help(
+            "write one of: file, line, sysctl, kernel_module, kernel_cmdline, swap_off, apt_repository, apt_packages, service, command, capture, reboot"
+        )
+    )]
     Kind { origin: String, resource: String, found: Vec<String> },
     #[error("role {role:?} is declared twice ({first} and {second})")]
     #[diagnostic(code(kprov::roles::duplicate))]
@@ -115,12 +124,9 @@ impl RoleSet {
     /// The embedded roles and templates, overlaid with `overlay` (a directory holding
     /// `*.yaml` role files and optionally a `templates/` directory) when given.
     pub fn load(overlay: Option<&Path>) -> Result<RoleSet, RoleError> {
-        let mut files: BTreeMap<String, (Origin, String)> = embedded::ROLES
-            .iter()
-            .map(|(name, text)| (name.to_string(), (Origin::Embedded(name), text.to_string())))
-            .collect();
-        let mut templates: BTreeMap<String, String> =
-            embedded::TEMPLATES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        let mut files: BTreeMap<String, (Origin, String)> =
+            embedded::ROLES.iter().map(|(name, text)| (name.to_string(), (Origin::Embedded(name), text.to_string()))).collect();
+        let mut templates: BTreeMap<String, String> = embedded::TEMPLATES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
         if let Some(dir) = overlay {
             for path in list_files(dir, "yaml")? {
                 let text = read(&path)?;
@@ -167,15 +173,10 @@ impl RoleSet {
 }
 
 pub fn parse_role(origin: &Origin, text: &str) -> Result<Role, RoleError> {
-    let role: Role = serde_saphyr::from_str(text)
-        .map_err(|e| RoleError::Syntax { origin: origin.to_string(), message: e.to_string() })?;
+    let role: Role = serde_saphyr::from_str(text).map_err(|e| RoleError::Syntax { origin: origin.to_string(), message: e.to_string() })?;
     for r in &role.resources {
         if r.spec.len() != 1 {
-            return Err(RoleError::Kind {
-                origin: origin.to_string(),
-                resource: r.name.clone(),
-                found: r.spec.keys().cloned().collect(),
-            });
+            return Err(RoleError::Kind { origin: origin.to_string(), resource: r.name.clone(), found: r.spec.keys().cloned().collect() });
         }
     }
     Ok(role)
@@ -187,10 +188,8 @@ fn read(path: &Path) -> Result<String, RoleError> {
 
 fn list_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, RoleError> {
     let entries = std::fs::read_dir(dir).map_err(|source| RoleError::Io { path: dir.to_path_buf(), source })?;
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == ext))
-        .collect();
+    let mut out: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && p.extension().is_some_and(|e| e == ext)).collect();
     out.sort();
     Ok(out)
 }
@@ -227,7 +226,8 @@ mod tests {
     fn overlay_replaces_and_adds() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("10-swap.yaml"), "name: swap\nhosts: worker\nresources: []\n").unwrap();
-        std::fs::write(dir.path().join("99-extra.yaml"), "name: extra\nhosts: all\nafter: [swap]\nresources:\n  - {name: x, swap_off: {}}\n").unwrap();
+        std::fs::write(dir.path().join("99-extra.yaml"), "name: extra\nhosts: all\nafter: [swap]\nresources:\n  - {name: x, swap_off: {}}\n")
+            .unwrap();
         let set = RoleSet::load(Some(dir.path())).unwrap();
         assert_eq!(set.role("swap").unwrap().hosts, HostSelector::Worker);
         assert!(set.role("extra").is_some());

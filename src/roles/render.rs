@@ -37,10 +37,7 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(roles: &RoleSet) -> Renderer {
-        Renderer {
-            discover: environment(roles, UndefinedBehavior::Chainable),
-            strict: environment(roles, UndefinedBehavior::Strict),
-        }
+        Renderer { discover: environment(roles, UndefinedBehavior::Chainable), strict: environment(roles, UndefinedBehavior::Strict) }
     }
 
     fn env(&self, pass: Pass) -> &Environment<'static> {
@@ -61,22 +58,13 @@ impl Renderer {
                 let expr = s.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
                 let compiled = self.env(pass).compile_expression(expr).map_err(describe)?;
                 let v = compiled.eval(ctx.clone()).map_err(describe)?;
-                if v.is_undefined() {
-                    Json::String(String::new())
-                } else {
-                    serde_json::to_value(&v).map_err(|e| e.to_string())?
-                }
+                if v.is_undefined() { Json::String(String::new()) } else { serde_json::to_value(&v).map_err(|e| e.to_string())? }
             }
             Json::String(s) if s.contains("{{") || s.contains("{%") => {
-                let out = self
-                    .env(pass)
-                    .render_str(s, ctx.clone())
-                    .map_err(describe)?;
+                let out = self.env(pass).render_str(s, ctx.clone()).map_err(describe)?;
                 Json::String(out)
             }
-            Json::Array(items) => Json::Array(
-                items.iter().map(|v| self.render_value(pass, v, ctx)).collect::<Result<_, _>>()?,
-            ),
+            Json::Array(items) => Json::Array(items.iter().map(|v| self.render_value(pass, v, ctx)).collect::<Result<_, _>>()?),
             Json::Object(map) => {
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
@@ -114,17 +102,12 @@ fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'st
     let mut env = Environment::new();
     env.set_undefined_behavior(undefined);
     // Rendered files keep their final newline, or every managed file would look changed.
-    let syntax = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
-        .expect("default delimiters are valid");
+    let syntax = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build().expect("default delimiters are valid");
     env.set_syntax(syntax);
     // `{{ value | q }}` quotes a value for the remote shell. Every inventory value that a role
     // splices into a command goes through it.
     env.add_filter("q", |value: String| -> Result<String, minijinja::Error> {
-        crate::shell::quote(&value)
-            .map(|q| q.into_owned())
-            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+        crate::shell::quote(&value).map(|q| q.into_owned()).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
     });
     for (name, text) in &roles.templates {
         if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {

@@ -13,15 +13,26 @@ pub enum TransportError {
     Timeout { host: String, during: String, secs: f64 },
 
     #[error("{host}: authentication failed for user {user} (tried: {})", tried.join(", "))]
-    #[diagnostic(code(kprov::ssh::auth), help("check ssh.user and ssh.private_key (or load the key into ssh-agent), and the user's authorized_keys on the host"))]
+    #[diagnostic(
+        code(kprov::ssh::auth),
+        help("check ssh.user and ssh.private_key (or load the key into ssh-agent), and the user's authorized_keys on the host")
+    )]
     AuthFailed { host: String, user: String, tried: Vec<String> },
 
     #[error("{host}: HOST KEY CHANGED: the host's {algorithm} key {fingerprint} does not match the one recorded in {}:{line}", file.display())]
-    #[diagnostic(code(kprov::ssh::host_key_changed), help("someone may be intercepting the connection, or the host was reinstalled; if you know it was reinstalled, remove line {line} of that file (ssh-keygen -R HOST) and connect again"))]
+    #[diagnostic(
+        code(kprov::ssh::host_key_changed),
+        help(
+            "someone may be intercepting the connection, or the host was reinstalled; if you know it was reinstalled, remove line {line} of that file (ssh-keygen -R HOST) and connect again"
+        )
+    )]
     HostKeyMismatch { host: String, algorithm: String, fingerprint: String, file: PathBuf, line: usize },
 
     #[error("{host}: unknown host key {fingerprint}")]
-    #[diagnostic(code(kprov::ssh::host_key_unknown), help("verify the fingerprint, then add the key: ssh-keyscan -H {addr} >> ~/.ssh/known_hosts, or set ssh.host_key_policy: accept-new"))]
+    #[diagnostic(
+        code(kprov::ssh::host_key_unknown),
+        help("verify the fingerprint, then add the key: ssh-keyscan -H {addr} >> ~/.ssh/known_hosts, or set ssh.host_key_policy: accept-new")
+    )]
     UnknownHostKey { host: String, addr: String, fingerprint: String },
 
     #[error("{host}: the host key {fingerprint} is revoked in {}:{line}", file.display())]
@@ -29,7 +40,12 @@ pub enum TransportError {
     RevokedHostKey { host: String, fingerprint: String, file: PathBuf, line: usize },
 
     #[error("{host}: sudo refused to run commands as {user}: {message}")]
-    #[diagnostic(code(kprov::ssh::sudo), help("the SSH user needs sudo rights; if sudo asks for a password, set ssh.become_password_env to the name of an environment variable holding it"))]
+    #[diagnostic(
+        code(kprov::ssh::sudo),
+        help(
+            "the SSH user needs sudo rights; if sudo asks for a password, set ssh.become_password_env to the name of an environment variable holding it"
+        )
+    )]
     BecomeFailed { host: String, user: String, message: String },
 
     #[error("{host}: cannot read private key {}: {message}", path.display())]

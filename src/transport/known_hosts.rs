@@ -27,11 +27,7 @@ pub enum Verdict {
 /// The names a host is known by: e.g. its inventory address and, when different, the address
 /// it resolved to. Port 22 uses bare names; others use OpenSSH's `[name]:port`.
 pub fn lookup_names(names: &[&str], port: u16) -> Vec<String> {
-    names
-        .iter()
-        .filter(|n| !n.is_empty())
-        .map(|n| if port == 22 { n.to_string() } else { format!("[{n}]:{port}") })
-        .collect()
+    names.iter().filter(|n| !n.is_empty()).map(|n| if port == 22 { n.to_string() } else { format!("[{n}]:{port}") }).collect()
 }
 
 pub fn check(files: &[PathBuf], names: &[String], key: &PublicKey) -> Verdict {

@@ -3,10 +3,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use russh::client::{self, Handle};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use russh::ChannelMsg;
+use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use tokio::sync::Semaphore;
 
 use super::error::TransportError;
@@ -171,7 +171,8 @@ impl Session {
             ..Default::default()
         });
         let addr = format!("{}:{}", opts.address, opts.port);
-        let timed_out = |during: &str| TransportError::Timeout { host: opts.host.clone(), during: during.into(), secs: started.elapsed().as_secs_f64() };
+        let timed_out =
+            |during: &str| TransportError::Timeout { host: opts.host.clone(), during: during.into(), secs: started.elapsed().as_secs_f64() };
         let refused = |e: russh::Error| {
             refusal.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| TransportError::Unreachable {
                 host: opts.host.clone(),
@@ -212,9 +213,7 @@ impl Session {
         tokio::time::timeout(opts.connect_timeout.max(Duration::from_secs(5)), authenticate(&mut handle, opts))
             .await
             .map_err(|_| timed_out("authenticating"))??;
-        Ok(Session {
-            inner: Arc::new(Inner { channels: Semaphore::new(opts.max_channels.clamp(1, 10)), opts: opts.clone(), handle, _jump: jump }),
-        })
+        Ok(Session { inner: Arc::new(Inner { channels: Semaphore::new(opts.max_channels.clamp(1, 10)), opts: opts.clone(), handle, _jump: jump }) })
     }
 
     /// Run `command` and collect its output.
@@ -233,7 +232,8 @@ impl Session {
         let (wrapped, stdin, becoming) = self.wrap(command, &opts)?;
         let limit = opts.timeout.unwrap_or(o.command_timeout);
         let started = Instant::now();
-        let _permit = self.inner.channels.acquire().await.map_err(|_| TransportError::Protocol { host: o.host.clone(), message: "session closed".into() })?;
+        let _permit =
+            self.inner.channels.acquire().await.map_err(|_| TransportError::Protocol { host: o.host.clone(), message: "session closed".into() })?;
         let run = async {
             let mut channel = self.open_channel().await?;
             let result = async {
@@ -267,7 +267,10 @@ impl Session {
                     }
                 }
                 if !got_status {
-                    return Err(TransportError::Protocol { host: o.host.clone(), message: "the connection was lost before the command finished".into() });
+                    return Err(TransportError::Protocol {
+                        host: o.host.clone(),
+                        message: "the connection was lost before the command finished".into(),
+                    });
                 }
                 Ok(out)
             }
@@ -340,19 +343,15 @@ impl Session {
             Some(i) => path[..i].to_string(),
             None => ".".to_string(),
         };
-        let mut script = format!(
-            "set -e\ntmp=$(mktemp {}/.kprov.XXXXXX)\ntrap 'rm -f \"$tmp\"' EXIT\ncat > \"$tmp\"\nchmod {:o} \"$tmp\"\n",
-            q(&dir)?,
-            opts.mode
-        );
+        let mut script =
+            format!("set -e\ntmp=$(mktemp {}/.kprov.XXXXXX)\ntrap 'rm -f \"$tmp\"' EXIT\ncat > \"$tmp\"\nchmod {:o} \"$tmp\"\n", q(&dir)?, opts.mode);
         if opts.owner.is_some() || opts.group.is_some() {
             let og = format!("{}:{}", opts.owner.as_deref().unwrap_or(""), opts.group.as_deref().unwrap_or(""));
             script.push_str(&format!("chown {} \"$tmp\"\n", q(og.trim_end_matches(':'))?));
         }
         script.push_str(&format!("mv -f \"$tmp\" {}\ntrap - EXIT\n", q(path)?));
-        let out = self
-            .exec(&format!("sh -c {}", q(&script)?), ExecOptions { become_: opts.become_, stdin: Some(content.to_vec()), timeout: None })
-            .await?;
+        let out =
+            self.exec(&format!("sh -c {}", q(&script)?), ExecOptions { become_: opts.become_, stdin: Some(content.to_vec()), timeout: None }).await?;
         if !out.success() {
             return Err(TransportError::Protocol { host: host.clone(), message: format!("upload of {path} failed: {}", out.stderr_text().trim()) });
         }
@@ -389,10 +388,7 @@ async fn authenticate(handle: &mut Handle<Checker>, o: &ConnectOptions) -> Resul
             Err(e) => return Err(e),
         };
         tried.push(format!("key {}", path.display()));
-        let r = handle
-            .authenticate_publickey(o.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-            .await
-            .map_err(auth_err)?;
+        let r = handle.authenticate_publickey(o.user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await.map_err(auth_err)?;
         if r.success() {
             return Ok(());
         }
@@ -412,9 +408,8 @@ fn load_key(o: &ConnectOptions, path: &std::path::Path) -> Result<russh::keys::P
                 Some(p) => p.clone(),
                 None => match std::env::var("KPROV_SSH_PASSPHRASE") {
                     Ok(p) => crate::secret::Secret::new(p),
-                    Err(_) => prompt_passphrase(path).ok_or_else(|| {
-                        key_err("the key is encrypted; set KPROV_SSH_PASSPHRASE or run kprov on a terminal to be asked".into())
-                    })?,
+                    Err(_) => prompt_passphrase(path)
+                        .ok_or_else(|| key_err("the key is encrypted; set KPROV_SSH_PASSPHRASE or run kprov on a terminal to be asked".into()))?,
                 },
             };
             russh::keys::load_secret_key(path, Some(passphrase.expose())).map_err(|e| key_err(format!("cannot decrypt: {e}")))
@@ -449,7 +444,15 @@ fn check_become(host: &str, out: &ExecOutput, user: &str) -> Result<(), Transpor
         return Ok(());
     }
     let err = out.stderr_text();
-    let markers = ["a password is required", "incorrect password", "Sorry, try again", "is not in the sudoers", "a terminal is required", "no tty present", "may not run sudo"];
+    let markers = [
+        "a password is required",
+        "incorrect password",
+        "Sorry, try again",
+        "is not in the sudoers",
+        "a terminal is required",
+        "no tty present",
+        "may not run sudo",
+    ];
     if let Some(line) = err.lines().find(|l| markers.iter().any(|m| l.contains(m))) {
         return Err(TransportError::BecomeFailed { host: host.to_string(), user: user.to_string(), message: line.trim().to_string() });
     }
@@ -462,7 +465,12 @@ mod tests {
 
     #[test]
     fn sudo_failures_are_recognised_and_say_no_password() {
-        let out = ExecOutput { stdout: vec![], stderr: b"Sorry, try again.\nsudo: 3 incorrect password attempts\n".to_vec(), exit_status: 1, exit_signal: None };
+        let out = ExecOutput {
+            stdout: vec![],
+            stderr: b"Sorry, try again.\nsudo: 3 incorrect password attempts\n".to_vec(),
+            exit_status: 1,
+            exit_signal: None,
+        };
         let e = check_become("h", &out, "root").unwrap_err();
         assert!(matches!(e, TransportError::BecomeFailed { .. }));
         let ok = ExecOutput { stdout: vec![], stderr: b"grep: nothing\n".to_vec(), exit_status: 1, exit_signal: None };

@@ -146,11 +146,7 @@ pub fn finish(mut child: std::process::Child, rx: mpsc::Receiver<String>, mut se
 }
 
 pub fn text(o: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("--- stdout\n{}--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 pub fn code(o: &Output) -> i32 {

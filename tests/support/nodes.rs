@@ -78,11 +78,7 @@ fn image(flavour: Flavour) -> String {
     if let Some((_, tag)) = images.iter().find(|(f, _)| *f == flavour) {
         return tag.clone();
     }
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/nodes/build-image.sh"))
-        .arg(flavour.name())
-        .output()
-        .expect("bash runs");
+    let out = Command::new("bash").arg(repo_root().join("tests/nodes/build-image.sh")).arg(flavour.name()).output().expect("bash runs");
     assert!(
         out.status.success(),
         "building the {} test-node image failed (run scripts/test.sh, which installs debootstrap and Docker):\n{}",
@@ -241,9 +237,16 @@ impl NodeSet {
     }
 
     fn wait_ready(&self, n: &Node) -> String {
-        let deadline = Instant::now() + Duration::from_secs(if matches!(n.flavour, Flavour::RaspberryPi | Flavour::RaspberryPiTrixie) { 180 } else { 60 });
+        let deadline =
+            Instant::now() + Duration::from_secs(if matches!(n.flavour, Flavour::RaspberryPi | Flavour::RaspberryPiTrixie) { 180 } else { 60 });
         loop {
-            let out = docker(&["exec", &n.container, "sh", "-c", "systemctl is-system-running 2>/dev/null; cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null; systemctl is-active ssh"]);
+            let out = docker(&[
+                "exec",
+                &n.container,
+                "sh",
+                "-c",
+                "systemctl is-system-running 2>/dev/null; cat /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null; systemctl is-active ssh",
+            ]);
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             let lines: Vec<&str> = text.lines().collect();
             let state = lines.first().copied().unwrap_or("");
@@ -260,7 +263,13 @@ impl NodeSet {
                 let logs = docker(&["logs", "--tail", "30", &n.container]);
                 // Which units failed, and how: under emulation a too-old qemu-user shows as
                 // services failing to spawn ("Result: resources"), see tests/nodes/README.md.
-                let failed = docker(&["exec", &n.container, "sh", "-c", "systemctl --failed --no-legend --plain 2>&1; systemctl show -p Result ssh.service 2>&1"]);
+                let failed = docker(&[
+                    "exec",
+                    &n.container,
+                    "sh",
+                    "-c",
+                    "systemctl --failed --no-legend --plain 2>&1; systemctl show -p Result ssh.service 2>&1",
+                ]);
                 panic!(
                     "node {} ({}) not ready: system state {state:?}, ssh active {ssh_active}\nfailed units:\n{}\n{}{}",
                     n.name,
@@ -287,7 +296,13 @@ impl NodeSet {
     /// Like exec, but panics unless it succeeds; returns stdout.
     pub fn sh(&self, i: usize, cmd: &str) -> String {
         let out = self.exec(i, cmd);
-        assert!(out.status.success(), "`{cmd}` on {} failed: {}{}", self.nodes[i].name, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "`{cmd}` on {} failed: {}{}",
+            self.nodes[i].name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
@@ -331,13 +346,41 @@ impl NodeSet {
 fn run_node(network: &str, n: &Node, image: &str) -> Result<(), String> {
     let ip = n.ip.to_string();
     let out = docker(&[
-        "run", "-d", "--name", &n.container, "--hostname", &n.name, "--label", "kprov-test=1",
-        "--network", network, "--ip", &ip, "--restart", "unless-stopped",
-        "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
-        "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-        "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-        image, "/sbin/init",
+        "run",
+        "-d",
+        "--name",
+        &n.container,
+        "--hostname",
+        &n.name,
+        "--label",
+        "kprov-test=1",
+        "--network",
+        network,
+        "--ip",
+        &ip,
+        "--restart",
+        "unless-stopped",
+        "--cap-add",
+        "ALL",
+        "--cap-drop",
+        "SYS_RESOURCE",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--cgroupns=host",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/run/lock",
+        "--tmpfs",
+        "/tmp",
+        image,
+        "/sbin/init",
     ]);
     if out.status.success() { Ok(()) } else { Err(format!("docker run {}: {}", n.name, String::from_utf8_lossy(&out.stderr))) }
 }
