@@ -40,7 +40,7 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 log "test-node images (built once, then cached)"
-for flavour in debian ubuntu rpi; do
+for flavour in debian ubuntu rpi rpi-trixie; do
   bash tests/nodes/build-image.sh "$flavour" >/dev/null
 done
 if [ -x tests/doubles/build-repo.sh ]; then

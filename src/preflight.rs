@@ -41,7 +41,19 @@ pub struct NodeRole {
     pub joined: bool,
 }
 
-const SUPPORTED: &[(&str, &[&str])] = &[("debian", &["11", "12", "13"]), ("raspbian", &["11", "12", "13"]), ("ubuntu", &["22.04", "24.04"])];
+/// The releases kprov supports, as (os-release `ID`, `VERSION_ID`, `VERSION_CODENAME`): those
+/// for which Docker publishes containerd.io (download.docker.com/linux/{debian,ubuntu}/dists/
+/// CODENAME, amd64 and arm64) and which kprov was verified against. Kubernetes' pkgs.k8s.io
+/// repository is one flat repository for every Debian-like release. Raspberry Pi OS 64-bit
+/// reports `ID=debian`; `raspbian` is its 32-bit userland, whose armhf the arch check rejects.
+pub const SUPPORTED: &[(&str, &str, &str)] = &[
+    ("debian", "12", "bookworm"),
+    ("debian", "13", "trixie"),
+    ("raspbian", "12", "bookworm"),
+    ("raspbian", "13", "trixie"),
+    ("ubuntu", "22.04", "jammy"),
+    ("ubuntu", "24.04", "noble"),
+];
 
 /// Ports that must be free, as (protocol, first, last), for a node of `role` running `cni`.
 pub fn required_ports(role: NodeRole, cni: &str) -> Vec<(&'static str, u16, u16)> {
@@ -78,9 +90,34 @@ pub fn check_host(os: &OsFact, role: NodeRole, cni: &str, policy: &Policy) -> Ve
         add("memory", format!("{mib} MiB of memory, at least {} MiB needed (preflight.min_memory_mib)", policy.min_memory_mib));
     }
     let like_debian = os.id_like.split_whitespace().any(|l| l == "debian");
-    match SUPPORTED.iter().find(|(id, _)| *id == os.id) {
-        Some((_, versions)) if versions.contains(&os.version_id.as_str()) => {}
-        Some(_) => add("os", format!("{} {} is not a supported release ({})", os.id, os.version_id, supported_list())),
+    let known_id = SUPPORTED.iter().any(|(id, _, _)| *id == os.id);
+    let release = SUPPORTED
+        .iter()
+        .find(|(id, version, codename)| *id == os.id && (*version == os.version_id || (os.version_id.is_empty() && *codename == os.codename)));
+    match release {
+        // The codename picks Docker's repository (dists/CODENAME): it must be the one Docker
+        // publishes for this release.
+        Some((_, _, codename)) if os.codename.is_empty() || os.codename == *codename => {}
+        Some((_, version, codename)) => add(
+            "os",
+            format!(
+                "{} {version} reports the codename {:?}, not {codename:?}: Docker's apt repository is chosen by codename, and it publishes no {:?} ({})",
+                os.id,
+                os.codename,
+                os.codename,
+                supported_list()
+            ),
+        ),
+        None if known_id => add(
+            "os",
+            format!(
+                "{} {} ({}) is not a supported release: kprov picks Docker's containerd.io repository by codename and Kubernetes' packages for the releases it was verified on ({})",
+                os.id,
+                if os.version_id.is_empty() { "without VERSION_ID" } else { &os.version_id },
+                if os.codename.is_empty() { "no codename" } else { &os.codename },
+                supported_list()
+            ),
+        ),
         None if like_debian => add("os", format!("{} ({}) is Debian-like but not tested ({})", os.id, os.pretty_name, supported_list())),
         None => add("os", format!("{} is not supported ({})", if os.pretty_name.is_empty() { &os.id } else { &os.pretty_name }, supported_list())),
     }
@@ -110,7 +147,7 @@ pub fn check_host(os: &OsFact, role: NodeRole, cni: &str, policy: &Policy) -> Ve
 }
 
 fn supported_list() -> String {
-    "supported: Debian 11-13, Raspberry Pi OS 11-13, Ubuntu 22.04 and 24.04".to_string()
+    "supported: Debian 12 bookworm and 13 trixie, Raspberry Pi OS bookworm and trixie, Ubuntu 22.04 jammy and 24.04 noble".to_string()
 }
 
 /// Problems that only show across hosts: duplicate hostnames (Kubernetes node names) and MAC
@@ -196,6 +233,32 @@ mod tests {
     #[test]
     fn a_good_host_passes() {
         assert_eq!(check_host(&pi(), CP, "weave", &Policy::default()), vec![]);
+    }
+
+    #[test]
+    fn every_supported_release_passes_and_others_are_named() {
+        let with = |id: &str, version: &str, codename: &str| {
+            let mut os = pi();
+            os.id = id.into();
+            os.version_id = version.into();
+            os.codename = codename.into();
+            check_host(&os, CP, "weave", &Policy::default())
+        };
+        for (id, version, codename) in SUPPORTED {
+            assert_eq!(with(id, version, codename), vec![], "{id} {version} {codename}");
+        }
+        // Debian 11: Kubernetes' packages would install, but it is not a release kprov supports.
+        let p = with("debian", "11", "bullseye");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("debian 11 (bullseye) is not a supported release"), "{}", p[0].message);
+        // Ubuntu 25.04 and Debian testing (no VERSION_ID): no release Docker publishes for kprov.
+        assert!(with("ubuntu", "25.04", "plucky")[0].message.contains("ubuntu 25.04 (plucky) is not a supported release"));
+        assert!(with("debian", "", "forky")[0].message.contains("debian without VERSION_ID (forky)"));
+        // Testing with the trixie codename before its VERSION_ID: the codename decides.
+        assert_eq!(with("debian", "", "trixie"), vec![]);
+        // A codename that does not match the version picks a Docker repository that does not exist.
+        let m = &with("ubuntu", "24.04", "oracular")[0].message;
+        assert!(m.contains("reports the codename \"oracular\", not \"noble\""), "{m}");
     }
 
     #[test]

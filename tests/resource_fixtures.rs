@@ -14,7 +14,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kprov::facts::{FactQuery, FactValue, FileFact, HostFacts, OsFact, PackageFact, ServiceFact, SwapFact};
+use kprov::facts::{
+    BootFact, ConfigFile, FactQuery, FactValue, FileFact, HostFacts, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
+};
 use kprov::plan::{HostPlan, HostStatus, Outcome, Plan, Step, render_text};
 use kprov::resources::{Captures, Check, CheckContext, ResourceSpec};
 use kprov::secret::Secret;
@@ -37,6 +39,17 @@ struct Fixture {
     #[serde(default)]
     secrets: Vec<String>,
     expect: Expect,
+    /// For a reboot: the facts gathered once the host is back, judged by its `verify` checks.
+    #[serde(default)]
+    after_reboot: Option<AfterReboot>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AfterReboot {
+    facts: FixtureFacts,
+    /// `ok`, or `error` (the step fails with the message, snapshotted).
+    expect: String,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +79,8 @@ struct FixtureFacts {
     #[serde(default)]
     modules: BTreeMap<String, String>,
     swap: Option<FixtureSwap>,
+    /// /proc/cmdline and the cgroup controllers.
+    boot: Option<FixtureBoot>,
     /// `absent`, or the installed version with `held`.
     #[serde(default)]
     packages: BTreeMap<String, FixturePackage>,
@@ -166,6 +181,32 @@ struct FixtureSwap {
     active: Vec<String>,
     #[serde(default)]
     fstab: Vec<String>,
+    /// Swap unit files: path → `masked` or `source=SOURCEPATH` (empty for none).
+    #[serde(default)]
+    units: BTreeMap<String, String>,
+    /// Units swap.target wants or requires.
+    #[serde(default)]
+    wanted: Vec<String>,
+    /// Generator paths; a `masked` one is a link to /dev/null.
+    #[serde(default)]
+    generators: Vec<String>,
+    #[serde(default)]
+    masked_generators: Vec<String>,
+    /// Configuration files: path → content (`masked` for a link to /dev/null).
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixtureBoot {
+    cmdline: String,
+    /// /sys/fs/cgroup/cgroup.controllers; absent on a cgroup v1 host.
+    #[serde(default)]
+    cgroup_v2_controllers: Option<String>,
+    /// The memory row of /proc/cgroups: `true` enabled, `false` disabled, absent no row.
+    #[serde(default)]
+    cgroup_v1_memory: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -260,7 +301,54 @@ impl FixtureFacts {
             facts.insert(FactQuery::Module { name: module }, FactValue::Module { loaded, builtin });
         }
         if let Some(s) = self.swap {
-            facts.insert(FactQuery::Swap, FactValue::Swap(SwapFact { active: s.active, fstab: s.fstab }));
+            let units = s
+                .units
+                .into_iter()
+                .map(|(path, state)| match state.as_str() {
+                    "masked" => SwapUnit { path, masked: true, source: String::new() },
+                    other => SwapUnit {
+                        source: other
+                            .strip_prefix("source=")
+                            .unwrap_or_else(|| panic!("{name}: unit {path}: write `masked` or `source=PATH`"))
+                            .to_string(),
+                        path,
+                        masked: false,
+                    },
+                })
+                .collect();
+            let generators = s
+                .generators
+                .into_iter()
+                .map(|path| SwapGenerator { path, masked: false })
+                .chain(s.masked_generators.into_iter().map(|path| SwapGenerator { path, masked: true }))
+                .collect();
+            // As the fact script prints them: settings and section headers, comments left out.
+            let configs = s
+                .configs
+                .into_iter()
+                .map(|(path, content)| match content.as_str() {
+                    "masked" => ConfigFile { path, masked: true, lines: vec![] },
+                    _ => ConfigFile {
+                        path,
+                        masked: false,
+                        lines: content.lines().filter(|l| l.contains('=') || l.contains('[')).map(str::to_string).collect(),
+                    },
+                })
+                .collect();
+            facts.insert(
+                FactQuery::Swap,
+                FactValue::Swap(SwapFact { active: s.active, fstab: s.fstab, units, wanted: s.wanted, generators, configs }),
+            );
+        }
+        if let Some(b) = self.boot {
+            facts.insert(
+                FactQuery::Boot,
+                FactValue::Boot(BootFact {
+                    cmdline: b.cmdline,
+                    cgroup_v2_controllers: b.cgroup_v2_controllers,
+                    cgroup_v1_memory: b.cgroup_v1_memory,
+                }),
+            );
         }
         for (pkg, p) in self.packages {
             let fact = match p {
@@ -379,6 +467,18 @@ fn run(path: &Path, name: &str) -> String {
         out.push_str("script:\n");
         for line in script.lines() {
             out.push_str(&format!("  {line}\n").replace("  \n", "\n"));
+        }
+    }
+    if let Some(after) = fx.after_reboot {
+        let ResourceSpec::Reboot(reboot) = &fx.resource else { panic!("{name}: after_reboot is for a reboot") };
+        let facts = after.facts.into_host_facts(name);
+        let wanted: BTreeSet<FactQuery> = reboot.verify.queries().into_iter().collect();
+        let given: BTreeSet<FactQuery> = facts.values.keys().cloned().collect();
+        assert_eq!(given, wanted, "{name}: after_reboot gives exactly the facts the checks ask for");
+        match (reboot.verify.check(&facts), after.expect.as_str()) {
+            (Ok(()), "ok") => out.push_str("after the reboot: ok\n"),
+            (Err(e), "error") => out.push_str(&format!("after the reboot: step fails:\n  {}\n", e.replace('\n', "\n  "))),
+            (got, want) => panic!("{name}: after the reboot expected {want}, got {got:?}"),
         }
     }
     out

@@ -171,7 +171,8 @@ struct Job {
     tasks: Vec<NodeIndex>,
     /// Which tasks of `tasks` have a script in the batch (the rest are no-ops).
     changed: Vec<NodeIndex>,
-    reboot: Option<Duration>,
+    /// For a reboot: how long to wait, and what to check once the host is back.
+    reboot: Option<(Duration, crate::resources::Verify)>,
 }
 
 /// What a batch's round trip brought back: the steps' results, and the script's own output
@@ -248,7 +249,7 @@ pub async fn apply(
                     continue;
                 }
                 let reboot = tasks.first().filter(|&&n| is_reboot(n)).and_then(|&n| match &planned.rendered.get(&n)?.spec {
-                    ResourceSpec::Reboot(r) => Some(Duration::from_secs(r.timeout_secs)),
+                    ResourceSpec::Reboot(r) => Some((Duration::from_secs(r.timeout_secs), r.verify.clone())),
                     _ => None,
                 });
                 // Build the scripts now: captures from earlier batches are known by now.
@@ -283,11 +284,13 @@ pub async fn apply(
                 let batch = Batch::new(steps);
                 running.spawn(async move {
                     let t0 = Instant::now();
-                    let result = match job.reboot {
-                        Some(timeout) => remote
-                            .reboot(timeout)
-                            .await
-                            .map(|()| (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default())),
+                    let result = match &job.reboot {
+                        Some((timeout, verify)) => match remote.reboot(*timeout).await {
+                            Ok(()) => verify_after_reboot(remote.as_ref(), verify)
+                                .await
+                                .map(|()| (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default())),
+                            Err(e) => Err(e),
+                        },
                         // Steps' output is on stdout (2>&1 each); the batch's own standard error
                         // holds only what the shell said, shown when a step did not end.
                         None => remote.run_script_output(batch.script()).await.map(|out| (batch.parse(&out.stdout), out)),
@@ -411,6 +414,19 @@ pub async fn apply(
         report.steps.push(StepReport { id: task.id(), host: task.host_name.clone(), status: st, millis });
     }
     report
+}
+
+/// The reboot's checks, on facts gathered again now that the host is back (one more round
+/// trip, only after a reboot): the fact script for what the checks read, parsed and judged.
+async fn verify_after_reboot(remote: &dyn Remote, verify: &crate::resources::Verify) -> Result<(), String> {
+    if verify.is_empty() {
+        return Ok(());
+    }
+    let script = crate::facts::FactScript::new(verify.queries());
+    let text = script.render().map_err(|e| format!("the checks after the reboot: {e}"))?;
+    let out = remote.run_script(text).await.map_err(|e| format!("the checks after the reboot could not run: {e}"))?;
+    let facts = crate::facts::parse(&script, &out).map_err(|e| format!("the checks after the reboot: {e}"))?;
+    verify.check(&facts)
 }
 
 /// The last lines of a failed step's output, with every secret taken out: captured values,

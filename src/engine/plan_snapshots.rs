@@ -35,6 +35,12 @@ pub(crate) fn blank_facts(script: &FactScript, os: &OsFact, raspberry_pi: bool) 
             FactQuery::Swap => FactValue::Swap(SwapFact {
                 active: vec![if raspberry_pi { "/var/swap".into() } else { "/swap.img".into() }],
                 fstab: if raspberry_pi { vec![] } else { vec!["/swap.img none swap sw 0 0".into()] },
+                ..Default::default()
+            }),
+            FactQuery::Boot => FactValue::Boot(crate::facts::BootFact {
+                cmdline: "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait".into(),
+                cgroup_v2_controllers: Some(if raspberry_pi { "cpuset cpu io pids" } else { "cpuset cpu io memory pids" }.into()),
+                cgroup_v1_memory: None,
             }),
             FactQuery::Package { name } => {
                 let base = ["ca-certificates", "curl", "gnupg"].contains(&name.as_str());

@@ -19,7 +19,7 @@ mod query;
 mod script;
 
 pub use parse::{FactParseError, normalize_sysctl, parse};
-pub use query::{FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact};
+pub use query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};
 pub use script::FactScript;
 
 use std::collections::BTreeMap;

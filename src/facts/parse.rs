@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::HostFacts;
-use super::query::{FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact};
+use super::query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};
 use super::script::{FactScript, MARKER};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
@@ -235,17 +235,8 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
         }
         FactQuery::Sysctl { .. } => FactValue::Sysctl { value: first(lines, "value").map(normalize_sysctl) },
         FactQuery::Module { .. } => FactValue::Module { loaded: lines.contains(&"loaded"), builtin: lines.contains(&"builtin") },
-        FactQuery::Swap => {
-            let mut swap = SwapFact::default();
-            for (k, v) in pairs(lines) {
-                match k {
-                    "active" => swap.active.push(v.to_string()),
-                    "fstab" => swap.fstab.push(v.to_string()),
-                    _ => return Err(format!("unexpected line {k:?}")),
-                }
-            }
-            FactValue::Swap(swap)
-        }
+        FactQuery::Swap => FactValue::Swap(parse_swap(lines)?),
+        FactQuery::Boot => FactValue::Boot(parse_boot(lines)?),
         FactQuery::Package { .. } => {
             let status = first(lines, "status").unwrap_or_default().trim();
             // `ii` installed, `hi` held+installed; anything else (rc, un, iU...) is not usable.
@@ -276,6 +267,77 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
         }
         FactQuery::Command { .. } => FactValue::Command { exit_status: number(lines, "rc")? },
     })
+}
+
+/// The swap block: `active=`, `fstab=`, `unit=PATH<TAB>masked|source=...`, `wanted=NAME`,
+/// `generator=PATH[<TAB>masked]`, and `conf=PATH[<TAB>masked]` followed by that file's `set=` lines.
+fn parse_swap(lines: &[&str]) -> Result<SwapFact, String> {
+    let mut swap = SwapFact::default();
+    let split = |v: &str| -> (String, Option<String>) {
+        match v.split_once('\t') {
+            Some((path, rest)) => (path.to_string(), Some(rest.to_string())),
+            None => (v.to_string(), None),
+        }
+    };
+    for (k, v) in pairs(lines) {
+        match k {
+            "active" => swap.active.push(v.to_string()),
+            "fstab" => swap.fstab.push(v.to_string()),
+            "unit" => {
+                let (path, rest) = split(v);
+                // /lib and /usr/lib are one directory on merged-/usr systems: a name seen in a
+                // directory of higher precedence hides the same name later.
+                let name = path.rsplit('/').next().unwrap_or_default();
+                if swap.units.iter().any(|u| u.name() == name) {
+                    continue;
+                }
+                let unit = match rest.as_deref() {
+                    Some("masked") => SwapUnit { path, masked: true, source: String::new() },
+                    Some(r) => match r.strip_prefix("source=") {
+                        Some(source) => SwapUnit { path, masked: false, source: source.to_string() },
+                        None => return Err(format!("unexpected swap unit line {v:?}")),
+                    },
+                    None => return Err(format!("swap unit line {v:?} has no state")),
+                };
+                swap.units.push(unit);
+            }
+            "wanted" => {
+                if !swap.wanted.iter().any(|w| w == v) {
+                    swap.wanted.push(v.to_string());
+                }
+            }
+            "generator" => {
+                let (path, rest) = split(v);
+                swap.generators.push(SwapGenerator { path, masked: rest.as_deref() == Some("masked") });
+            }
+            "conf" => {
+                let (path, rest) = split(v);
+                swap.configs.push(ConfigFile { path, masked: rest.as_deref() == Some("masked"), lines: vec![] });
+            }
+            "set" => {
+                // `pairs` split at the first `=`: `v` is the line as written.
+                let conf = swap.configs.last_mut().ok_or("a configuration line before any file")?;
+                conf.lines.push(v.to_string());
+            }
+            _ => return Err(format!("unexpected line {k:?}")),
+        }
+    }
+    Ok(swap)
+}
+
+/// The boot block: `cmdline=`, `v2=` (cgroup.controllers) and `v1_memory=` (/proc/cgroups).
+fn parse_boot(lines: &[&str]) -> Result<BootFact, String> {
+    let mut boot = BootFact::default();
+    for line in lines {
+        let (k, v) = line.split_once('=').unwrap_or((line, ""));
+        match k {
+            "cmdline" => boot.cmdline = v.trim().to_string(),
+            "v2" => boot.cgroup_v2_controllers = Some(v.trim().to_string()),
+            "v1_memory" => boot.cgroup_v1_memory = Some(v.trim() == "1"),
+            _ => return Err(format!("unexpected line {k:?}")),
+        }
+    }
+    Ok(boot)
 }
 
 /// The full unit name systemd reports for `name`: `.service` is implied when no unit type is given.
@@ -600,5 +662,91 @@ mod tests {
                 let _ = parse(&script(), &damaged);
             }
         }
+    }
+}
+
+/// The swap providers' and the boot's facts: the real script run here against a directory tree
+/// laid out like a host's (its fixed paths moved under a temporary root).
+#[cfg(test)]
+mod swap_and_boot_tests {
+    use super::*;
+
+    fn run_rooted(script: &FactScript, root: &std::path::Path) -> String {
+        let r = root.to_str().unwrap();
+        // Only the path lists of the `for` loops move; /proc, /etc/fstab and /dev/null stay.
+        let text: String = script
+            .render()
+            .unwrap()
+            .lines()
+            .map(|l| if l.starts_with("for kf in ") { l.replace(" /", &format!(" {r}/")) } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let out = std::process::Command::new("sh").arg("-c").arg(text).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn swap_providers_are_read_from_their_files() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let put = |p: &str, content: &str| {
+            let path = root.join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+            path
+        };
+        let link = |p: &str, to: &str| {
+            let path = root.join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            symlink(to, &path).unwrap();
+        };
+        // A line that tries to pass for a marker stays a setting line of its file.
+        put("/etc/rpi/swap.conf", "# defaults\n[Main]\n#Mechanism=auto\n@@kprov-fact end=1\n\n[File]\nPath=/var/swap\n");
+        put("/etc/rpi/swap.conf.d/99-kprov-swap-off.conf", "[Main]\nMechanism=none");
+        link("/usr/lib/rpi/swap.conf.d/50-vendor.conf", "/dev/null");
+        let generator = put("/usr/lib/systemd/system-generators/rpi-swap-generator", "#!/bin/sh\n");
+        std::fs::set_permissions(&generator, std::fs::Permissions::from_mode(0o755)).unwrap();
+        put("/usr/lib/systemd/system-generators/zram-generator", "not executable");
+        put("/run/systemd/generator/swap.img.swap", "[Unit]\nSourcePath=/etc/fstab\n\n[Swap]\nWhat=/swap.img\n");
+        link("/run/systemd/generator/swap.target.requires/swap.img.swap", "../swap.img.swap");
+        link("/etc/systemd/system/old.swap", "/dev/null");
+        put("/usr/lib/systemd/system/old.swap", "[Swap]\nWhat=/old\n");
+        let s = FactScript::new([FactQuery::Swap, FactQuery::Boot]);
+        let out = run_rooted(&s, root);
+        let facts = parse(&s, &out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        let Some(FactValue::Swap(swap)) = facts.get(&FactQuery::Swap) else { panic!("{out}") };
+        let r = root.to_str().unwrap();
+        assert_eq!(
+            swap.units,
+            [
+                SwapUnit { path: format!("{r}/etc/systemd/system/old.swap"), masked: true, source: String::new() },
+                SwapUnit { path: format!("{r}/run/systemd/generator/swap.img.swap"), masked: false, source: "/etc/fstab".into() },
+            ],
+            "the masked /etc unit hides the /usr/lib one of the same name"
+        );
+        assert_eq!(swap.wanted, ["swap.img.swap"]);
+        assert_eq!(swap.generators, [SwapGenerator { path: format!("{r}/usr/lib/systemd/system-generators/rpi-swap-generator"), masked: false }]);
+        let conf = |p: &str| swap.configs.iter().find(|c| c.path == format!("{r}{p}")).unwrap_or_else(|| panic!("{p}: {:?}", swap.configs));
+        assert_eq!(conf("/etc/rpi/swap.conf").lines, ["[Main]", "#Mechanism=auto", "@@kprov-fact end=1", "[File]", "Path=/var/swap"]);
+        assert_eq!(conf("/etc/rpi/swap.conf.d/99-kprov-swap-off.conf").lines, ["[Main]", "Mechanism=none"], "a last line without a newline counts");
+        assert!(conf("/usr/lib/rpi/swap.conf.d/50-vendor.conf").masked);
+        let Some(FactValue::Boot(boot)) = facts.get(&FactQuery::Boot) else { panic!("{out}") };
+        assert_eq!(boot.cmdline, std::fs::read_to_string("/proc/cmdline").unwrap().trim());
+        if let Ok(c) = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") {
+            assert_eq!(boot.cgroup_v2_controllers.as_deref(), Some(c.trim()));
+        }
+    }
+
+    #[test]
+    fn boot_block_parses_both_cgroup_versions() {
+        let s = FactScript::new([FactQuery::Boot]);
+        let out = "\n@@kprov-fact 1\ncmdline=console=tty1 cgroup_disable=memory cgroup_enable=memory\nv1_memory=0\n@@kprov-fact end\n";
+        let facts = parse(&s, &format!("\n@@kprov-fact 0\ncpus=1\nmemory_kib=1{out}")).unwrap();
+        let Some(FactValue::Boot(boot)) = facts.get(&FactQuery::Boot) else { panic!() };
+        assert_eq!((boot.cgroup_v2_controllers.as_deref(), boot.cgroup_v1_memory), (None, Some(false)));
+        assert!(!boot.memory_controller());
+        let v2 = BootFact { cgroup_v2_controllers: Some("cpuset cpu memory".into()), ..boot.clone() };
+        assert!(v2.memory_controller());
     }
 }

@@ -15,8 +15,13 @@ pub enum FactQuery {
     Sysctl { key: String },
     /// Loaded (/proc/modules) or built into the kernel (modules.builtin).
     Module { name: String },
-    /// Active swap devices and swap lines in /etc/fstab.
+    /// Active swap devices, swap lines in /etc/fstab, and what brings swap back at boot:
+    /// systemd `.swap` units, swap generators (rpi-swap, zram-generator) and their
+    /// configuration.
     Swap,
+    /// The command line the running kernel booted with (/proc/cmdline) and which cgroup
+    /// controllers it made available.
+    Boot,
     /// dpkg status, installed version and hold mark.
     Package { name: String },
     /// systemd unit enablement and activity.
@@ -34,6 +39,7 @@ impl FactQuery {
             FactQuery::Sysctl { key } => format!("sysctl {key}"),
             FactQuery::Module { name } => format!("module {name}"),
             FactQuery::Swap => "swap".into(),
+            FactQuery::Boot => "boot".into(),
             FactQuery::Package { name } => format!("package {name}"),
             FactQuery::Service { name } => format!("service {name}"),
             FactQuery::Command { command } => format!("command {command:?}"),
@@ -52,6 +58,7 @@ pub enum FactValue {
     Sysctl { value: Option<String> },
     Module { loaded: bool, builtin: bool },
     Swap(SwapFact),
+    Boot(BootFact),
     Package(PackageFact),
     Service(ServiceFact),
     Command { exit_status: i32 },
@@ -110,6 +117,79 @@ pub struct SwapFact {
     pub active: Vec<String>,
     /// Uncommented /etc/fstab lines whose type is swap.
     pub fstab: Vec<String>,
+    /// `.swap` unit files in systemd's unit search path (/etc, /run, the generator
+    /// directories, /usr/local/lib, /usr/lib), in that order of precedence.
+    #[serde(default)]
+    pub units: Vec<SwapUnit>,
+    /// Names of the units that swap.target wants or requires (its `.wants`/`.requires` links).
+    #[serde(default)]
+    pub wanted: Vec<String>,
+    /// Swap generators found in systemd's generator directories, as (name, path); a path
+    /// that is a link to /dev/null is a masked generator.
+    #[serde(default)]
+    pub generators: Vec<SwapGenerator>,
+    /// Configuration files of the swap providers (rpi-swap's swap.conf and its drop-ins,
+    /// zram-generator.conf and its drop-ins), in the order read.
+    #[serde(default)]
+    pub configs: Vec<ConfigFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapUnit {
+    /// The unit file's path, e.g. /run/systemd/generator/swap.img.swap.
+    pub path: String,
+    /// The file is a link to /dev/null: the unit is masked.
+    #[serde(default)]
+    pub masked: bool,
+    /// Its `SourcePath=` (the file a generator made it from), or empty.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl SwapUnit {
+    /// The unit name: the file name.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapGenerator {
+    pub path: String,
+    #[serde(default)]
+    pub masked: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigFile {
+    pub path: String,
+    /// A link to /dev/null (how systemd-style configuration masks a vendor file).
+    #[serde(default)]
+    pub masked: bool,
+    /// Its section headers and `key=value` lines, as written (comments and blank lines left out).
+    #[serde(default)]
+    pub lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootFact {
+    /// /proc/cmdline: what the kernel booted with, after the firmware and bootloader added
+    /// their parameters (a Raspberry Pi's firmware puts its own before cmdline.txt's).
+    pub cmdline: String,
+    /// /sys/fs/cgroup/cgroup.controllers on a cgroup v2 host (None when there is no such file).
+    #[serde(default)]
+    pub cgroup_v2_controllers: Option<String>,
+    /// The `enabled` column of the memory row of /proc/cgroups (None when there is no row:
+    /// kernels from 6.12 built without CONFIG_MEMCG_V1 list no memory row there).
+    #[serde(default)]
+    pub cgroup_v1_memory: Option<bool>,
+}
+
+impl BootFact {
+    /// The memory controller is available: in the v2 root's controllers, or enabled in v1.
+    pub fn memory_controller(&self) -> bool {
+        self.cgroup_v2_controllers.as_deref().is_some_and(|c| c.split_whitespace().any(|w| w == "memory")) || self.cgroup_v1_memory == Some(true)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,10 +116,8 @@ else kr=; {{ read -r kr < /proc/sys/kernel/osrelease; }} 2>/dev/null; \
 if tr - _ < \"/lib/modules/$kr/modules.builtin\" 2>/dev/null | grep -q \"/$km\\.ko\"; then echo builtin; fi; fi"
             )
         }
-        FactQuery::Swap => "\
-{ read -r _; while read -r dev rest; do printf 'active=%s\\n' \"$dev\"; done; } 2>/dev/null < /proc/swaps; \
-sed -nE '/^[[:space:]]*[^#[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+swap[[:space:]]/s/^/fstab=/p' /etc/fstab 2>/dev/null"
-            .to_string(),
+        FactQuery::Swap => SWAP_SCRIPT.to_string(),
+        FactQuery::Boot => BOOT_SCRIPT.to_string(),
         FactQuery::Command { command } => {
             // The guard runs in its own shell with no stdin, so it cannot eat the rest of the script.
             let c = quote(command)?;
@@ -212,6 +210,40 @@ fn services_script(services: &[(usize, &str)]) -> Result<String, QuoteError> {
         indices.join(" ")
     ))
 }
+
+/// Swap now and what brings it back at boot, all with shell builtins but one `sed` (the
+/// fstab lines, as before): /proc/swaps; the `.swap` unit files in systemd's search path with
+/// their `SourcePath=` (which generator made them from what); swap.target's wants/requires
+/// links; the swap generators installed; and the configuration of rpi-swap (swap.conf(5): the
+/// main file in /etc/rpi, /run/rpi, /usr/local/lib/rpi, /usr/lib/rpi and the swap.conf.d
+/// drop-ins), of zram-generator (zram-generator.conf(5), without /run: that is where rpi-swap's
+/// generator writes its own zram drop-in at every boot). A configuration
+/// file prints its section headers and `key=value` lines only, each behind `set=`, so no line
+/// of it can pass for a marker. Paths come from globs and fixed names; `-ef /dev/null` tells a
+/// masked file (a link to /dev/null) without a `readlink`.
+const SWAP_SCRIPT: &str = r#"{ read -r _; while read -r dev rest; do printf 'active=%s\n' "$dev"; done; } 2>/dev/null < /proc/swaps
+sed -nE '/^[[:space:]]*[^#[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+swap[[:space:]]/s/^/fstab=/p' /etc/fstab 2>/dev/null
+for kf in /etc/systemd/system/*.swap /run/systemd/system/*.swap /run/systemd/generator.early/*.swap /run/systemd/generator/*.swap /usr/local/lib/systemd/system/*.swap /usr/lib/systemd/system/*.swap /run/systemd/generator.late/*.swap /lib/systemd/system/*.swap; do
+{ [ -e "$kf" ] || [ -L "$kf" ]; } || continue
+if [ "$kf" -ef /dev/null ]; then printf 'unit=%s\tmasked\n' "$kf"; continue; fi
+ks=; { while IFS= read -r kl || [ -n "$kl" ]; do case $kl in SourcePath=*) ks=${kl#SourcePath=};; esac; done < "$kf"; } 2>/dev/null
+printf 'unit=%s\tsource=%s\n' "$kf" "$ks"
+done
+for kf in /etc/systemd/system/swap.target.wants/* /etc/systemd/system/swap.target.requires/* /run/systemd/system/swap.target.wants/* /run/systemd/system/swap.target.requires/* /run/systemd/generator.early/swap.target.wants/* /run/systemd/generator.early/swap.target.requires/* /run/systemd/generator/swap.target.wants/* /run/systemd/generator/swap.target.requires/* /run/systemd/generator.late/swap.target.wants/* /run/systemd/generator.late/swap.target.requires/* /usr/lib/systemd/system/swap.target.wants/* /lib/systemd/system/swap.target.wants/*; do
+if [ -e "$kf" ] || [ -L "$kf" ]; then printf 'wanted=%s\n' "${kf##*/}"; fi
+done
+for kf in /etc/systemd/system-generators/rpi-swap-generator /etc/systemd/system-generators/zram-generator /run/systemd/system-generators/rpi-swap-generator /run/systemd/system-generators/zram-generator /usr/local/lib/systemd/system-generators/rpi-swap-generator /usr/local/lib/systemd/system-generators/zram-generator /usr/lib/systemd/system-generators/rpi-swap-generator /usr/lib/systemd/system-generators/zram-generator /lib/systemd/system-generators/rpi-swap-generator /lib/systemd/system-generators/zram-generator; do
+if [ "$kf" -ef /dev/null ]; then printf 'generator=%s\tmasked\n' "$kf"; elif [ -f "$kf" ] && [ -x "$kf" ]; then printf 'generator=%s\n' "$kf"; fi
+done
+for kf in /etc/rpi/swap.conf /run/rpi/swap.conf /usr/local/lib/rpi/swap.conf /usr/lib/rpi/swap.conf /etc/rpi/swap.conf.d/*.conf /run/rpi/swap.conf.d/*.conf /usr/local/lib/rpi/swap.conf.d/*.conf /usr/lib/rpi/swap.conf.d/*.conf /etc/systemd/zram-generator.conf /usr/local/lib/systemd/zram-generator.conf /usr/lib/systemd/zram-generator.conf /etc/systemd/zram-generator.conf.d/*.conf /usr/local/lib/systemd/zram-generator.conf.d/*.conf /usr/lib/systemd/zram-generator.conf.d/*.conf; do
+if [ "$kf" -ef /dev/null ]; then printf 'conf=%s\tmasked\n' "$kf"
+elif [ -f "$kf" ] && [ -r "$kf" ]; then printf 'conf=%s\n' "$kf"; { while IFS= read -r kl || [ -n "$kl" ]; do case $kl in *=*|*\[*) printf 'set=%s\n' "$kl";; esac; done < "$kf"; } 2>/dev/null; fi
+done"#;
+
+/// The running kernel's command line and its cgroup controllers, with `read` only.
+const BOOT_SCRIPT: &str = r#"kl=; { read -r kl < /proc/cmdline; } 2>/dev/null; printf 'cmdline=%s\n' "$kl"
+if { read -r kl < /sys/fs/cgroup/cgroup.controllers; } 2>/dev/null; then printf 'v2=%s\n' "$kl"; fi
+if [ -r /proc/cgroups ]; then while read -r kk kh kn ke; do if [ "$kk" = memory ]; then printf 'v1_memory=%s\n' "$ke"; fi; done < /proc/cgroups; fi"#;
 
 const OS_SCRIPT: &str = r#"if [ -r /etc/os-release ]; then while IFS= read -r kl || [ -n "$kl" ]; do case $kl in ID=*|ID_LIKE=*|VERSION_ID=*|VERSION_CODENAME=*|PRETTY_NAME=*) printf 'os.%s\n' "$kl";; esac; done < /etc/os-release; fi
 printf 'arch=%s\n' "$(dpkg --print-architecture 2>/dev/null)"

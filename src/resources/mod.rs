@@ -33,9 +33,9 @@ pub use kernel_cmdline::KernelCmdline;
 pub use kernel_module::KernelModule;
 pub use line::Line;
 pub use preflight::Preflight;
-pub use reboot::Reboot;
+pub use reboot::{MemoryCgroup, Reboot, Verify, memory_cgroup_check};
 pub use service::Service;
-pub use swap_off::SwapOff;
+pub use swap_off::{Provider as SwapProvider, SwapOff};
 pub use sysctl::Sysctl;
 
 use serde::{Deserialize, Serialize};

@@ -56,12 +56,15 @@ fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// The parameter kprov's raspberry-pi role adds to cmdline.txt to turn the memory cgroup on.
+const ENABLE_MEMORY: &str = "cgroup_enable=memory";
+
 /// A node that already joined has its ports rightly in use.
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 
 impl Resource for Preflight {
     fn facts(&self) -> Vec<FactQuery> {
-        vec![FactQuery::Os, FactQuery::File { path: KUBELET_CONF.into() }]
+        vec![FactQuery::Os, FactQuery::Boot, FactQuery::File { path: KUBELET_CONF.into() }]
     }
 
     fn check(&self, ctx: &CheckContext<'_>) -> Result<Check, CheckError> {
@@ -70,9 +73,26 @@ impl Resource for Preflight {
         let policy = Policy { min_cpus: self.min_cpus as u32, min_memory_mib: self.min_memory_mib, ignore: self.ignore.clone() };
         let role = NodeRole { control_plane: self.control_plane, worker: self.worker, joined };
         let mut problems = check_host(os, role, &self.cni, &policy);
-        // Raspberry Pi OS lacks the memory cgroup until kprov's cmdline change and reboot.
+        // Raspberry Pi OS lacks the memory cgroup until kprov's cmdline change and reboot. Once
+        // the kernel booted with cgroup_enable=memory and the controller is still off (the
+        // firmware's own cgroup_disable=memory, raspberrypi/linux#6980), a reboot will not help:
+        // say why now rather than let kubeadm's preflight fail later.
         if os.raspberry_pi_os {
-            problems.retain(|p| p.code != "cgroup");
+            let boot = match ctx.facts.get(&FactQuery::Boot) {
+                Some(crate::facts::FactValue::Boot(b)) => Some(b),
+                _ => None,
+            };
+            let booted_with_fix = boot.is_some_and(|b| b.cmdline.split_whitespace().any(|w| w == ENABLE_MEMORY));
+            match boot {
+                Some(b) if booted_with_fix => {
+                    for p in problems.iter_mut().filter(|p| p.code == "cgroup") {
+                        if let Err(why) = super::memory_cgroup_check(b, &[ENABLE_MEMORY.to_string()], None) {
+                            p.message = why;
+                        }
+                    }
+                }
+                _ => problems.retain(|p| p.code != "cgroup"),
+            }
         }
         if problems.is_empty() {
             return Ok(Check::NoOp { reason: format!("{} {} {}, {} CPUs, {} MiB", os.id, os.version_id, os.arch, os.cpus, os.memory_kib / 1024) });

@@ -4,6 +4,7 @@
 #
 #   core:/stable:/v1.34/deb/  and  v1.33   flat repos: kubeadm, kubelet, kubectl (test doubles)
 #   linux/debian/dists/bookworm/stable/    containerd.io = Debian's real containerd + runc
+#   linux/debian/dists/trixie/stable/      the same packages, for the Raspberry Pi OS trixie flavour
 #   linux/ubuntu/dists/noble/stable/       the same packages, for the Ubuntu flavour
 #   manifests/                              small CNI manifests with the real DaemonSet names,
 #                                           upstream/kube-flannel.yml (the real, pinned manifest)
@@ -142,7 +143,7 @@ done
 
 mkdir -p "$work/ci"
 for arch in amd64 arm64; do build_containerd_io "$arch" "$work/ci"; done
-for distro in debian:bookworm ubuntu:noble; do
+for distro in debian:bookworm debian:trixie ubuntu:noble; do
   name=${distro%%:*}; suite=${distro##*:}
   base="$out/linux/$name"
   mkdir -p "$base/pool/stable"

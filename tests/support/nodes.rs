@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 pub enum Flavour {
     Debian,
     Ubuntu,
+    /// Raspberry Pi OS bookworm: Debian 12 arm64 with dphys-swapfile.
     RaspberryPi,
+    /// Raspberry Pi OS trixie: Debian 13 arm64 with rpi-swap's generator.
+    RaspberryPiTrixie,
 }
 
 impl Flavour {
@@ -24,6 +27,7 @@ impl Flavour {
             Flavour::Debian => "debian",
             Flavour::Ubuntu => "ubuntu",
             Flavour::RaspberryPi => "rpi",
+            Flavour::RaspberryPiTrixie => "rpi-trixie",
         }
     }
 }
@@ -233,7 +237,8 @@ impl NodeSet {
     }
 
     fn wait_ready(&self, n: &Node) -> String {
-        let deadline = Instant::now() + Duration::from_secs(if n.flavour == Flavour::RaspberryPi { 180 } else { 60 });
+        let deadline =
+            Instant::now() + Duration::from_secs(if matches!(n.flavour, Flavour::RaspberryPi | Flavour::RaspberryPiTrixie) { 180 } else { 60 });
         loop {
             let out = docker(&[
                 "exec",
@@ -256,10 +261,20 @@ impl NodeSet {
             }
             if Instant::now() > deadline {
                 let logs = docker(&["logs", "--tail", "30", &n.container]);
+                // Which units failed, and how: under emulation a too-old qemu-user shows as
+                // services failing to spawn ("Result: resources"), see tests/nodes/README.md.
+                let failed = docker(&[
+                    "exec",
+                    &n.container,
+                    "sh",
+                    "-c",
+                    "systemctl --failed --no-legend --plain 2>&1; systemctl show -p Result ssh.service 2>&1",
+                ]);
                 panic!(
-                    "node {} ({}) not ready: system state {state:?}, ssh active {ssh_active}\n{}{}",
+                    "node {} ({}) not ready: system state {state:?}, ssh active {ssh_active}\nfailed units:\n{}\n{}{}",
                     n.name,
                     n.ip,
+                    String::from_utf8_lossy(&failed.stdout),
                     String::from_utf8_lossy(&logs.stdout),
                     String::from_utf8_lossy(&logs.stderr)
                 );
