@@ -86,10 +86,10 @@ impl Provider {
 fn layered<'a>(configs: &'a [ConfigFile], dirs: &[&str], name: &str) -> Vec<&'a ConfigFile> {
     let find = |path: &str| configs.iter().find(|c| c.path == path);
     let mut out = vec![];
-    if let Some(main) = dirs.iter().find_map(|d| find(&format!("{d}/{name}"))) {
-        if !main.masked {
-            out.push(main);
-        }
+    if let Some(main) = dirs.iter().find_map(|d| find(&format!("{d}/{name}")))
+        && !main.masked
+    {
+        out.push(main);
     }
     let mut names: Vec<&str> = configs
         .iter()
@@ -102,10 +102,10 @@ fn layered<'a>(configs: &'a [ConfigFile], dirs: &[&str], name: &str) -> Vec<&'a 
     names.sort_unstable();
     names.dedup();
     for n in names {
-        if let Some(f) = dirs.iter().find_map(|d| find(&format!("{d}/{name}.d/{n}"))) {
-            if !f.masked {
-                out.push(f);
-            }
+        if let Some(f) = dirs.iter().find_map(|d| find(&format!("{d}/{name}.d/{n}")))
+            && !f.masked
+        {
+            out.push(f);
         }
     }
     out
@@ -164,11 +164,11 @@ fn zram_devices(files: &[&ConfigFile]) -> Vec<(String, String)> {
             }
         }
         for (section, key, value) in settings(f) {
-            if key == "host-memory-limit" {
-                if let Some(d) = devices.iter_mut().find(|(d, _, _)| *d == section) {
-                    d.1 = value != "0";
-                    d.2 = f.path.clone();
-                }
+            if key == "host-memory-limit"
+                && let Some(d) = devices.iter_mut().find(|(d, _, _)| *d == section)
+            {
+                d.1 = value != "0";
+                d.2 = f.path.clone();
             }
         }
     }
