@@ -3,6 +3,7 @@
 //! [`crate::apply::Remote`], so the same code runs over SSH and, in tests, over a local shell.
 
 pub mod context;
+pub mod recorded;
 pub mod saved;
 
 use std::sync::Arc;

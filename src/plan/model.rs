@@ -26,6 +26,37 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     pub steps: Vec<Step>,
     pub summary: Summary,
+    /// Set when the plan was made from a facts snapshot (`kprov plan --facts FILE`) rather
+    /// than from the hosts themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_facts: Option<FactsOrigin>,
+}
+
+/// Where the facts of a plan made with `kprov plan --facts FILE` came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactsOrigin {
+    /// The snapshot file.
+    pub file: String,
+    /// When the snapshot was last written (RFC 3339, UTC) and by which kprov.
+    pub recorded_at: String,
+    pub kprov_version: String,
+    /// The inventory and roles differ from those the snapshot was recorded with (expected
+    /// in a pull request that changes them).
+    pub inventory_changed: bool,
+    pub hosts: Vec<HostFactsOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFactsOrigin {
+    pub name: String,
+    /// When this host's facts were recorded; None for a host the snapshot does not know,
+    /// planned as an empty host.
+    pub recorded_at: Option<String>,
+    /// Seconds between the recording and the plan.
+    pub age_seconds: Option<u64>,
+    /// Facts the plan needed that the snapshot does not hold (planned as absent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +156,7 @@ impl Plan {
             summary: Summary::of(&steps),
             hosts,
             steps,
+            from_facts: None,
         }
     }
 
