@@ -42,7 +42,7 @@ fn hosts_the_snapshot_does_not_know_are_planned_from_empty_without_connecting() 
         "{stdout}"
     );
     for host in ["cp", "w1"] {
-        assert!(stdout.contains(&format!("  {host}: not in the snapshot, planned as an empty host\n")), "{stdout}");
+        assert!(stdout.contains(&format!("  {host}: not in the snapshot, planned as an empty host (nothing installed, OS unknown)\n")), "{stdout}");
     }
     assert!(stdout.contains("The inventory or the roles changed since the facts were recorded."), "{stdout}");
     // The whole plan of a new cluster: packages, kubeadm init, the worker's join.
@@ -64,7 +64,10 @@ fn hosts_the_snapshot_does_not_know_are_planned_from_empty_without_connecting() 
     let out = kprov(dir.path()).args(["plan", "inventory.yaml", "--facts", "inventory.facts.json", "--markdown"]).output().unwrap();
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(md.contains("_Planned from facts recorded at 2026-12-01T20:00:00Z by kprov"), "{md}");
-    assert!(md.contains("| Status | Facts |") && md.contains("not in the snapshot, planned as an empty host |"), "{md}");
+    assert!(
+        md.contains("| Status | Facts |") && md.contains("not in the snapshot, planned as an empty host (nothing installed, OS unknown) |"),
+        "{md}"
+    );
 }
 
 #[test]

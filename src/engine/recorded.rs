@@ -315,6 +315,23 @@ mod tests {
         // Only that step differs from the live plan.
         let differ: Vec<&str> = from.plan.steps.iter().zip(&live_plan.plan.steps).filter(|(a, b)| a != b).map(|(a, _)| a.id.as_str()).collect();
         assert_eq!(differ, ["k8s-01/control-plane-init/kubeadm-config"]);
+        // Saved, that plan applies while the hosts are as recorded: the masked diff matches
+        // the fresh plan's real one...
+        let mut saved = from.plan.clone();
+        saved.inputs_sha256 = "inputs".into();
+        let mut fresh = live_plan.plan.clone();
+        fresh.inputs_sha256 = "inputs".into();
+        assert_eq!(crate::engine::saved::check(&saved, &fresh), Ok(()));
+        // ...but not when the change itself is another one.
+        for step in &mut fresh.steps {
+            if let Outcome::Change(c) = &mut step.outcome
+                && step.id == "k8s-01/control-plane-init/kubeadm-config"
+            {
+                c.summary.push_str(" (else)");
+            }
+        }
+        let err = crate::engine::saved::check(&saved, &fresh).unwrap_err();
+        assert!(err.to_string().contains("the planned steps differ"), "{err}");
     }
 
     #[test]

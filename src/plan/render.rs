@@ -77,7 +77,7 @@ fn host_facts_note(h: &HostFactsOrigin) -> String {
     let mut note = match (&h.recorded_at, h.age_seconds) {
         (Some(at), Some(age)) => format!("facts recorded at {at} ({} old)", crate::facts::snapshot::age_text(age)),
         (Some(at), None) => format!("facts recorded at {at}"),
-        (None, _) => "not in the snapshot, planned as an empty host".to_string(),
+        (None, _) => "not in the snapshot, planned as an empty host (nothing installed, OS unknown)".to_string(),
     };
     if !h.unrecorded.is_empty() {
         note.push_str(&format!("; not recorded, planned as absent: {}", h.unrecorded.join(", ")));
