@@ -18,6 +18,30 @@ fn comparable(plan_json: &[u8]) -> serde_json::Value {
     v
 }
 
+/// A snapshot's JSON with every recorded file content decoded beside it (contents are byte
+/// arrays in the JSON, which a text search would never match).
+fn readable(json: &str) -> String {
+    fn walk(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    if let (true, serde_json::Value::Array(bytes)) = (k == "content", v) {
+                        let bytes: Vec<u8> = bytes.iter().filter_map(|b| b.as_u64()).map(|b| b as u8).collect();
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                        out.push('\n');
+                    }
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = json.to_string();
+    walk(&serde_json::from_str(json).unwrap(), &mut out);
+    out
+}
+
 fn set_sshd(set: &NodeSet, running: bool) {
     for i in 0..set.nodes.len() {
         let verb = if running { "start" } else { "stop" };
@@ -86,8 +110,9 @@ fn plans_from_recorded_facts_without_ssh_and_refuses_them_once_stale() {
     let ssh_key: String = std::fs::read_to_string(&set.key_path).unwrap().lines().filter(|l| !l.starts_with("-----")).collect();
     secrets.push(ssh_key[..40].to_string());
     for file in [&snapshot, &saved_facts] {
-        let json = std::fs::read_to_string(file).unwrap();
+        let json = readable(&std::fs::read_to_string(file).unwrap());
         assert!(json.contains("/etc/kubernetes/admin.conf"), "admin.conf is recorded (by digest)");
+        assert!(json.contains("local edits are overwritten"), "the contents kept are searched too");
         for s in &secrets {
             assert!(!json.contains(s.as_str()), "a secret ({}...) reached {}", &s[..6], file.display());
         }
@@ -178,7 +203,7 @@ fn a_snapshot_read_through_sudo_holds_no_password() {
     let snapshot = k.path("facts.json");
     let o = k.run_env(&["facts", p(&inv), "--save", p(&snapshot)], &[("KPROV_TEST_SUDO", pw)]);
     assert_eq!(code(&o), 0, "{}", text(&o));
-    let json = std::fs::read_to_string(&snapshot).unwrap();
+    let json = readable(&std::fs::read_to_string(&snapshot).unwrap());
     assert!(json.contains("\"name\": \"h1\""), "{json}");
     assert!(!json.contains(pw), "the sudo password reached the snapshot");
     // Planned from it: the same plan as live.

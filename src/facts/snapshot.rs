@@ -314,7 +314,7 @@ pub fn age_text(seconds: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn file(content: &[u8]) -> FactValue {
@@ -399,6 +399,30 @@ mod tests {
         assert_eq!(withheld, ["/etc/app/looks.conf", "/etc/app/secret.yaml", "/etc/kubernetes/admin.conf"]);
     }
 
+    /// The snapshot's JSON with every recorded file content decoded beside it: contents are
+    /// serialised as byte arrays, which a plain text search would never match.
+    pub(crate) fn readable(json: &str) -> String {
+        fn walk(v: &serde_json::Value, out: &mut String) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        if let (true, serde_json::Value::Array(bytes)) = (k == "content", v) {
+                            let bytes: Vec<u8> = bytes.iter().filter_map(|b| b.as_u64()).map(|b| b as u8).collect();
+                            out.push_str(&String::from_utf8_lossy(&bytes));
+                            out.push('\n');
+                        }
+                        walk(v, out);
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+                _ => {}
+            }
+        }
+        let mut out = json.to_string();
+        walk(&serde_json::from_str(json).expect("snapshot JSON"), &mut out);
+        out
+    }
+
     #[test]
     fn no_secret_reaches_a_snapshot() {
         let json = Snapshot::merge(
@@ -410,8 +434,10 @@ mod tests {
             vec![HostSnapshot::record("h1", "a", &facts(), &disclosure(), "2026-12-01T21:40:04Z")],
         )
         .to_json();
+        let text = readable(&json);
+        assert!(text.contains("net.ipv4.ip_forward = 1"), "the decoding sees the content that is kept: {text}");
         for secret in ["client-key-data", "QURNSU5LRVk", "plain words", "PRIVATE KEY", "abcdef.0123456789abcdef", "0123456789abcdef"] {
-            assert!(!json.contains(secret), "{secret} reached the snapshot:\n{json}");
+            assert!(!text.contains(secret), "{secret} reached the snapshot:\n{text}");
         }
         // What is not secret stays: digests, metadata, the needed content (base64 bytes).
         assert!(json.contains(&crate::digest::sha256_hex(b"users:\n- user:\n    client-key-data: QURNSU5LRVk=\n")), "{json}");
