@@ -141,7 +141,7 @@ fn plans_from_recorded_facts_without_ssh_and_refuses_them_once_stale() {
     for h in ["h1", "h2", "h3"] {
         assert!(out.lines().any(|l| l.starts_with(&format!("  {h}: facts recorded at ")) && l.ends_with(" old)")), "{h}'s age: {out}");
     }
-    assert!(out.contains("No changes."), "{out}");
+    assert!(out.contains("No changes. The hosts' recorded facts match the inventory."), "{out}");
     let md = k.run(&["plan", inv, "--facts", p(&snapshot), "--markdown"]);
     assert_eq!(code(&md), 0, "{}", text(&md));
     assert!(String::from_utf8_lossy(&md.stdout).contains("_Planned from facts recorded at"), "{}", text(&md));

@@ -146,7 +146,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     if !plan.has_changes() && !plan.has_errors() {
-        out.push_str("No changes. The hosts match the inventory.\n");
+        out.push_str(if plan.from_facts.is_some() {
+            "No changes. The hosts' recorded facts match the inventory.\n"
+        } else {
+            "No changes. The hosts match the inventory.\n"
+        });
     } else {
         out.push_str(&summary_line(plan));
         out.push('\n');
