@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine of this kind (root): installs what the tests
 # need (Docker engine if none answers, debootstrap, qemu-user-static for the arm64 node, the
-# OpenSSH client, dpkg-dev and gpg for the local apt repository), builds or loads the cached
-# test-node images, then runs every test.
+# OpenSSH client, dpkg-dev and gpg for the local apt repository), checks formatting and clippy
+# (warnings are errors), builds or loads the cached test-node images, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +34,10 @@ if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
 fi
 update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "cannot register qemu-aarch64 with binfmt_misc; the Raspberry Pi tests need it" >&2; exit 1; }
+
+log "style gates: cargo fmt --check, cargo clippy --all-targets -D warnings"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 
 log "test-node images (built once, then cached)"
 for flavour in debian ubuntu rpi; do

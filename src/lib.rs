@@ -15,6 +15,7 @@ pub mod digest;
 pub mod engine;
 pub mod facts;
 pub mod graph;
+pub mod import;
 pub mod inventory;
 pub mod plan;
 pub mod preflight;

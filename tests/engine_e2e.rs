@@ -40,8 +40,8 @@ fn converge_noop_drift_and_saved_plans() {
     let again = k.run(&["apply", inv, "--tags", "prepare"]);
     assert_eq!(code(&again), 0, "{}", text(&again));
     assert!(String::from_utf8_lossy(&again.stdout).contains("No changes."), "{}", text(&again));
-    for i in 0..2 {
-        assert_eq!(set.accepted_connections(i) - before[i], 1);
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(set.accepted_connections(i) - b, 1);
     }
     let plan = k.run(&["plan", inv, "--tags", "prepare"]);
     assert_eq!(code(&plan), 0, "{}", text(&plan));

@@ -145,3 +145,44 @@ mod fuzz {
         }
     }
 }
+
+/// `internal_address`: the node's IP on the cluster network, apart from the SSH `address`.
+#[test]
+fn internal_address_defaults_and_diagnostics() {
+    let ok = "cluster:\n  control_plane_endpoint: api.lan:6443\nhosts:\n  - { name: cp-1, address: 203.0.113.11, internal_address: 10.10.0.11, roles: [control-plane] }\n  - { name: cp-2, address: cp-2.example.net, internal_address: 10.10.0.12, roles: [control-plane] }\n  - { name: cp-3, address: 10.10.0.13, roles: [control-plane] }\n  - { name: w-1, address: w-1.example.net, roles: [worker] }\n";
+    let loaded = inventory::parse(ok, "ok.yaml");
+    assert!(loaded.errors().next().is_none(), "{:?}", loaded.diagnostics);
+    let inv = loaded.inventory.unwrap();
+    let internal: Vec<Option<&str>> = inv.hosts.iter().map(|h| h.internal_address.as_deref()).collect();
+    // Given; given; the address, an IP; none for a worker reached by name (its kubelet picks).
+    assert_eq!(internal, [Some("10.10.0.11"), Some("10.10.0.12"), Some("10.10.0.13"), None]);
+    assert_eq!(inv.hosts[0].address, "203.0.113.11", "SSH keeps the address");
+    assert_eq!(inv.advertise_address(), "10.10.0.11");
+    // Without an endpoint (one control plane), the default endpoint is the cluster address.
+    let one =
+        inventory::parse("hosts:\n  - { name: cp-1, address: 203.0.113.11, internal_address: 10.10.0.11, roles: [control-plane] }\n", "one.yaml");
+    assert_eq!(one.inventory.unwrap().endpoint(), "10.10.0.11:6443");
+    // advertise_address may name a control plane's internal address.
+    let adv = inventory::parse(
+        "cluster:\n  advertise_address: 10.10.0.11\nhosts:\n  - { name: cp-1, address: 203.0.113.11, internal_address: 10.10.0.11, roles: [control-plane] }\n",
+        "adv.yaml",
+    );
+    assert!(adv.errors().next().is_none(), "{:?}", adv.diagnostics);
+
+    let bad = "cluster:\n  control_plane_endpoint: api.lan:6443\nhosts:\n  - { name: cp-1, address: cp-1.example.net, roles: [control-plane] }\n  - { name: cp-2, address: 203.0.113.12, internal_address: cp-2.lan, roles: [control-plane] }\n  - { name: cp-3, address: 203.0.113.13, internal_address: 10.10.0.13, roles: [control-plane] }\n  - { name: w-1, address: 203.0.113.21, internal_address: 10.10.0.13, roles: [worker] }\n";
+    let loaded = inventory::parse(bad, "bad.yaml");
+    assert!(loaded.inventory.is_none());
+    type Found<'a> = (&'a str, Option<(usize, usize)>, &'a str);
+    let found: Vec<Found> = loaded.errors().map(|d| (d.code, d.line_column(), d.help.as_deref().unwrap_or(""))).collect();
+    let find = |code: &str| found.iter().find(|(c, ..)| *c == code).unwrap_or_else(|| panic!("{code} in {found:?}"));
+    let (_, at, help) = find("kprov::inventory::internal_address_required");
+    assert_eq!(*at, Some((4, 28)), "at cp-1's address");
+    assert!(help.contains("internal_address: 10.0.0.11"), "{help}");
+    let (_, at, help) = find("kprov::inventory::internal_address");
+    assert_eq!(*at, Some((5, 60)), "at cp-2's internal_address");
+    assert!(help.contains("a DNS name belongs in address"), "{help}");
+    let (_, at, _) = find("kprov::inventory::duplicate_internal_address");
+    assert_eq!(*at, Some((7, 59)), "at w-1's internal_address");
+    // A worker reached by name needs none.
+    assert!(!loaded.errors().any(|d| d.message.contains("w-1") && d.code == "kprov::inventory::internal_address_required"));
+}

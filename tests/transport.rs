@@ -91,6 +91,10 @@ fn become_with_and_without_a_password() {
         let err = s.exec("id -u", ExecOptions { become_: true, ..Default::default() }).await.unwrap_err();
         assert!(matches!(err, TransportError::BecomeFailed { .. }), "{err}");
         assert!(!format!("{err} {err:?}").contains("wrong-password-123"));
+        // sudo's own words; answered once, never a second time.
+        assert!(err.to_string().contains("sudo: 1 incorrect password attempt"), "{err}");
+        assert_eq!(err.stage(), "sudo");
+        assert!(!err.to_string().contains("kprov-sudo-"), "the prompt nonce is not shown: {err}");
 
         let mut o = options(&set, 0, "ops");
         o.become_ = Some(Become { user: "root".into(), password: None });
@@ -98,6 +102,37 @@ fn become_with_and_without_a_password() {
         let err = s.exec("id -u", ExecOptions { become_: true, ..Default::default() }).await.unwrap_err();
         assert!(matches!(err, TransportError::BecomeFailed { .. }), "{err}");
     });
+}
+
+#[test]
+fn a_password_is_written_only_when_sudo_asks_for_it() {
+    // deploy's sudo never asks (NOPASSWD): before, the password went first on stdin anyway
+    // and `sh -s` ran it as root.
+    let set = NodeSet::start(&[Flavour::Debian]);
+    let hostile = "touch /tmp/pwned; id>/var/tmp/pwned";
+    let sessions =
+        |set: &NodeSet| set.sh(0, "journalctl -u ssh --no-pager -o cat | grep -c 'Starting session:' || true").trim().parse::<usize>().unwrap();
+    let before = (set.accepted_connections(0), sessions(&set));
+    rt().block_on(async {
+        let mut o = options(&set, 0, "deploy");
+        o.become_ = Some(Become { user: "root".into(), password: Some(Secret::new(hostile)) });
+        let s = Session::connect(&o).await.unwrap();
+        let out =
+            s.exec("sh -s", ExecOptions { become_: true, stdin: Some(b"id -u\necho done >&2\n".to_vec()), ..Default::default() }).await.unwrap();
+        assert_eq!((out.stdout_text().as_str(), out.stderr_text().as_str(), out.exit_status), ("0\n", "done\n", 0));
+        // Input that needs the whole stdin still gets exactly it.
+        let out = s.exec("cat", ExecOptions { become_: true, stdin: Some(b"exactly this".to_vec()), ..Default::default() }).await.unwrap();
+        assert_eq!(out.stdout_text(), "exactly this");
+        assert_eq!(out.stderr_text(), "", "sudo's chatter and kprov's markers stay out of the output");
+        // The command's own failures are the command's, not sudo's.
+        let out = s.exec("echo oops >&2; exit 7", ExecOptions { become_: true, ..Default::default() }).await.unwrap();
+        assert_eq!((out.stderr_text().as_str(), out.exit_status), ("oops\n", 7));
+        s.close().await;
+    });
+    assert!(!set.exec(0, "test -e /tmp/pwned || test -e /var/tmp/pwned").status.success(), "the password ran as a command");
+    // Still one connection, and one session (command) per exec: the wait for sudo's prompt
+    // happens inside the command's own channel.
+    assert_eq!((set.accepted_connections(0) - before.0, sessions(&set) - before.1), (1, 3));
 }
 
 #[test]
@@ -149,6 +184,7 @@ fn a_paused_node_times_out_without_hanging() {
         assert!(t0.elapsed() < Duration::from_secs(8), "took {:?}", t0.elapsed());
         assert!(matches!(err, TransportError::Timeout { .. } | TransportError::Protocol { .. }), "{err}");
         assert!(err.to_string().contains(&set.node(0).name), "{err}");
+        assert_eq!(err.stage(), "command", "{err}");
         // A new connection to a paused host fails within the connect timeout too.
         let t0 = Instant::now();
         let err = Session::connect(&o).await.unwrap_err();
@@ -176,11 +212,14 @@ fn jump_host_and_auth_failure() {
         bad.identity_files = vec![key];
         let err = Session::connect(&bad).await.unwrap_err();
         assert!(matches!(err, TransportError::AuthFailed { .. }), "{err}");
+        assert_eq!(err.stage(), "auth");
+        assert!(err.to_string().contains("(stage: auth)"), "{err}");
         let unreachable = {
             let mut u = options(&set, 0, "root");
             u.port = 2;
             Session::connect(&u).await.unwrap_err()
         };
         assert!(matches!(unreachable, TransportError::Unreachable { .. }), "{unreachable}");
+        assert!(unreachable.to_string().contains("(stage: connect)"), "{unreachable}");
     });
 }

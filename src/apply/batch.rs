@@ -62,11 +62,11 @@ impl Batch {
                     (Some(i), Some("begin"), _) => current = Some((i, vec![], None)),
                     (Some(i), Some("end"), rc) => {
                         let rc = rc.and_then(|r| r.parse().ok()).unwrap_or(-1);
-                        if let Some((j, lines, capture)) = current.take() {
-                            if i == j {
-                                let output = lines.join("\n").trim().to_string();
-                                results.insert(i, StepResult { exit_status: rc, output, capture });
-                            }
+                        if let Some((j, lines, capture)) = current.take()
+                            && i == j
+                        {
+                            let output = lines.join("\n").trim().to_string();
+                            results.insert(i, StepResult { exit_status: rc, output, capture });
                         }
                     }
                     _ => {}

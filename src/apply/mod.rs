@@ -32,8 +32,52 @@ pub trait Remote: Send + Sync {
     /// Run a script with `sh -s` as root (through become when needed); the script arrives on
     /// standard input. Returns standard output and standard error, combined.
     fn run_script(&self, script: String) -> BoxFuture<'_, Result<String, String>>;
+    /// Like [`run_script`](Remote::run_script), with standard error and the exit status kept
+    /// apart, so a script that failed or ended early is reported in the host's own words.
+    /// The default (for remotes that cannot tell) has no standard error and no status.
+    fn run_script_output(&self, script: String) -> BoxFuture<'_, Result<ScriptOutput, String>> {
+        Box::pin(async move { self.run_script(script).await.map(|stdout| ScriptOutput { stdout, ..Default::default() }) })
+    }
     /// Reboot the host and wait until it is back with a new boot id.
     fn reboot(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// A script's output as the host gave it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// `exit status N` or `killed by signal S`; None when the remote cannot tell.
+    pub status: Option<String>,
+}
+
+impl ScriptOutput {
+    /// Lines of standard error shown when a script failed or ended early.
+    pub const TAIL_LINES: usize = 10;
+
+    /// The exit status and the last lines of standard error, redacted, for a message about a
+    /// script that failed or ended early: ` (exit status 2); its standard error ended with:`
+    /// and the lines, indented. Empty when there is nothing to say.
+    pub fn failure_detail(&self, secrets: &Captures) -> String {
+        let mut s = String::new();
+        if let Some(status) = &self.status {
+            s.push_str(&format!(" ({status})"));
+        }
+        let clean = crate::secret::redact(&self.stderr, secrets.values());
+        let lines: Vec<&str> = clean.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(Self::TAIL_LINES)..];
+        if tail.is_empty() {
+            if self.status.is_some() {
+                s.push_str("; it wrote nothing on standard error");
+            }
+        } else {
+            s.push_str("; its standard error ended with:");
+            for l in tail {
+                s.push_str(&format!("\n  {l}"));
+            }
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +174,10 @@ struct Job {
     reboot: Option<Duration>,
 }
 
+/// What a batch's round trip brought back: the steps' results, and the script's own output
+/// (for a step that did not end: the exit status and standard error).
+type BatchOutcome = (Vec<StepResult>, ScriptOutput);
+
 /// Carry out `planned` over `graph`.
 pub async fn apply(
     graph: &TaskGraph,
@@ -144,7 +192,7 @@ pub async fn apply(
     let mut host_millis = vec![0u64; hosts.len()];
     let mut busy: BTreeSet<usize> = BTreeSet::new();
     let mut failed_hosts: BTreeSet<usize> = BTreeSet::new();
-    let mut running: JoinSet<(Job, Result<Vec<StepResult>, String>, u64)> = JoinSet::new();
+    let mut running: JoinSet<(Job, Result<BatchOutcome, String>, u64)> = JoinSet::new();
 
     let outcome = |n: NodeIndex| planned.step_of.get(&n).map(|&i| &planned.plan.steps[i].outcome);
     let change_of = |n: NodeIndex| match outcome(n) {
@@ -175,20 +223,20 @@ pub async fn apply(
         let mut progressed = true;
         while progressed && !stop_new {
             progressed = false;
-            for h in 0..hosts.len() {
+            for (h, host) in hosts.iter().enumerate() {
                 if busy.contains(&h) || running.len() >= options.concurrency.max(1) {
                     continue;
                 }
                 let is_reboot = |n: NodeIndex| change_of(n).is_some_and(|c| c.action == Action::Reboot);
-                let mut tasks = queue.batch_for_host(h, |n| is_reboot(n));
+                let mut tasks = queue.batch_for_host(h, is_reboot);
                 if tasks.is_empty() {
                     continue;
                 }
                 // A reboot always runs alone, after what came before it has finished.
-                if let Some(pos) = tasks.iter().position(|&n| is_reboot(n)) {
-                    if pos > 0 {
-                        tasks.truncate(pos);
-                    }
+                if let Some(pos) = tasks.iter().position(|&n| is_reboot(n))
+                    && pos > 0
+                {
+                    tasks.truncate(pos);
                 }
                 let changed: Vec<NodeIndex> = tasks.iter().copied().filter(|&n| change_of(n).is_some()).collect();
                 if changed.is_empty() {
@@ -208,7 +256,7 @@ pub async fn apply(
                 let mut build_error = None;
                 for &n in &changed {
                     let r = &planned.rendered[&n];
-                    let ctx = CheckContext { facts: &hosts[h].facts, dependency_changed: r.dependency_changed, captures: &captures };
+                    let ctx = CheckContext { facts: &host.facts, dependency_changed: r.dependency_changed, captures: &captures };
                     let change = change_of(n).expect("changed");
                     match r.spec.as_resource().apply_script(&ctx, &change) {
                         Ok(script) => steps.push(BatchStep { script }),
@@ -228,18 +276,21 @@ pub async fn apply(
                 for &n in &tasks {
                     queue.start(n);
                 }
-                on_event(Event::BatchStarted { host: hosts[h].name.clone(), steps: changed.iter().map(|&n| graph.task(n).id()).collect() });
-                let remote = hosts[h].remote.clone().expect("reachable hosts only");
+                on_event(Event::BatchStarted { host: host.name.clone(), steps: changed.iter().map(|&n| graph.task(n).id()).collect() });
+                let remote = host.remote.clone().expect("reachable hosts only");
                 let job = Job { host: h, tasks, changed, reboot };
                 busy.insert(h);
                 let batch = Batch::new(steps);
                 running.spawn(async move {
                     let t0 = Instant::now();
                     let result = match job.reboot {
-                        Some(timeout) => {
-                            remote.reboot(timeout).await.map(|()| vec![StepResult { exit_status: 0, output: String::new(), capture: None }])
-                        }
-                        None => remote.run_script(batch.script()).await.map(|out| batch.parse(&out)),
+                        Some(timeout) => remote
+                            .reboot(timeout)
+                            .await
+                            .map(|()| (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default())),
+                        // Steps' output is on stdout (2>&1 each); the batch's own standard error
+                        // holds only what the shell said, shown when a step did not end.
+                        None => remote.run_script_output(batch.script()).await.map(|out| (batch.parse(&out.stdout), out)),
                     };
                     (job, result, t0.elapsed().as_millis() as u64)
                 });
@@ -258,7 +309,7 @@ pub async fn apply(
         };
         busy.remove(&job.host);
         host_millis[job.host] += millis;
-        let results = match result {
+        let (results, script_out) = match result {
             Ok(r) => r,
             Err(message) => {
                 for &n in &job.tasks {
@@ -292,7 +343,9 @@ pub async fn apply(
             let st = match results.next() {
                 Some(r) if r.exit_status == 0 => {
                     if let (Some(value), Some(ResourceSpec::Capture(c))) = (r.capture, planned.rendered.get(&n).map(|r| &r.spec)) {
-                        captures.insert(c.name.clone(), Secret::new(value));
+                        let secret = Secret::new(value);
+                        crate::secret::remember(&secret);
+                        captures.insert(c.name.clone(), secret);
                     }
                     queue.finish(n, true);
                     StepStatus::Changed
@@ -301,13 +354,20 @@ pub async fn apply(
                     stopped = true;
                     queue.finish(n, false);
                     failed_hosts.insert(job.host);
-                    StepStatus::Failed { message: failure_message(&r, &captures) }
+                    let sensitive = change_of(n).is_some_and(|c| c.sensitive);
+                    let mut message = failure_message(&r, &captures, sensitive);
+                    if r.exit_status == -1 {
+                        message = format!("the step did not finish: the batch script ended early{}\n{message}", script_out.failure_detail(&captures));
+                    }
+                    StepStatus::Failed { message }
                 }
                 None => {
                     stopped = true;
                     queue.finish(n, false);
                     failed_hosts.insert(job.host);
-                    StepStatus::Failed { message: "the host did not report this step (connection lost?)".into() }
+                    StepStatus::Failed {
+                        message: format!("the host did not report this step (connection lost?){}", script_out.failure_detail(&captures)),
+                    }
                 }
             };
             on_event(Event::StepFinished { host: hosts[job.host].name.clone(), id, status: st.clone() });
@@ -354,9 +414,12 @@ pub async fn apply(
 }
 
 /// The last lines of a failed step's output, with every secret taken out: captured values,
-/// bootstrap tokens and certificate keys, whatever printed them.
-fn failure_message(r: &StepResult, captures: &Captures) -> String {
-    let clean = crate::secret::redact(&r.output, captures.values());
+/// the sudo password, bootstrap tokens and certificate keys, whatever printed them; for a
+/// `sensitive` step also any other run of key material (see [`crate::secret::redact_sensitive`]),
+/// as such a step can print a secret kprov never learned the value of.
+fn failure_message(r: &StepResult, captures: &Captures, sensitive: bool) -> String {
+    let clean =
+        if sensitive { crate::secret::redact_sensitive(&r.output, captures.values()) } else { crate::secret::redact(&r.output, captures.values()) };
     let tail: Vec<&str> = clean.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
     format!("exit status {}\n{}", r.exit_status, tail.join("\n"))
 }

@@ -39,6 +39,7 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
         .map(|h| HostValues {
             name: h.name.clone(),
             address: h.address.clone(),
+            internal_address: h.internal_address.clone().unwrap_or_default(),
             roles: h
                 .roles
                 .iter()
@@ -94,33 +95,33 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
         if let Some(h) = c.host_name {
             address = h;
         }
-        if !s.user_explicit {
-            if let Some(u) = c.user {
-                user = u;
-            }
+        if !s.user_explicit
+            && let Some(u) = c.user
+        {
+            user = u;
         }
-        if !s.port_explicit {
-            if let Some(p) = c.port {
-                port = p;
-            }
+        if !s.port_explicit
+            && let Some(p) = c.port
+        {
+            port = p;
         }
         identity_files.extend(c.identity_files.into_iter().filter(|p| p.exists()));
-        if jump.is_none() {
-            if let Some(pj) = c.proxy_jump {
-                // user@host:port, the first hop of a chain.
-                let first = pj.split(',').next().unwrap_or_default();
-                let (ju, rest) = first.rsplit_once('@').map(|(u, r)| (Some(u.to_string()), r)).unwrap_or((None, first));
-                let (jh, jp) = rest.rsplit_once(':').map(|(h, p)| (h, p.parse().unwrap_or(22))).unwrap_or((rest, 22));
-                let jc = transport::ssh_config::for_host(&cfg_path, jh);
-                let mut j = ConnectOptions::new(
-                    format!("{jh} (jump host)"),
-                    jc.host_name.unwrap_or_else(|| jh.to_string()),
-                    ju.or(jc.user).unwrap_or_else(|| user.clone()),
-                );
-                j.port = jc.port.unwrap_or(jp);
-                j.identity_files = if jc.identity_files.is_empty() { identity_files.clone() } else { jc.identity_files };
-                jump = Some(Box::new(j));
-            }
+        if jump.is_none()
+            && let Some(pj) = c.proxy_jump
+        {
+            // user@host:port, the first hop of a chain.
+            let first = pj.split(',').next().unwrap_or_default();
+            let (ju, rest) = first.rsplit_once('@').map(|(u, r)| (Some(u.to_string()), r)).unwrap_or((None, first));
+            let (jh, jp) = rest.rsplit_once(':').map(|(h, p)| (h, p.parse().unwrap_or(22))).unwrap_or((rest, 22));
+            let jc = transport::ssh_config::for_host(&cfg_path, jh);
+            let mut j = ConnectOptions::new(
+                format!("{jh} (jump host)"),
+                jc.host_name.unwrap_or_else(|| jh.to_string()),
+                ju.or(jc.user).unwrap_or_else(|| user.clone()),
+            );
+            j.port = jc.port.unwrap_or(jp);
+            j.identity_files = if jc.identity_files.is_empty() { identity_files.clone() } else { jc.identity_files };
+            jump = Some(Box::new(j));
         }
     }
     if identity_files.is_empty() {
@@ -134,7 +135,11 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
     }
     let password = match &s.become_password_env {
         Some(var) => {
-            Some(Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?))
+            let pw =
+                Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?);
+            // Taken out of every output from here on, whatever prints it.
+            crate::secret::remember(&pw);
+            Some(pw)
         }
         None => None,
     };
@@ -216,17 +221,24 @@ pub struct SshRemote {
 impl Remote for SshRemote {
     fn run_script(&self, script: String) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(async move {
+            let out = self.run_script_output(script).await?;
+            let mut text = out.stdout;
+            if out.status.as_deref() != Some("exit status 0") {
+                // The batch script itself exits 0; anything else is the shell or sudo failing.
+                text.push_str(&format!("\n{}", crate::secret::redact(&out.stderr, [])));
+            }
+            Ok(text)
+        })
+    }
+
+    fn run_script_output(&self, script: String) -> BoxFuture<'_, Result<crate::apply::ScriptOutput, String>> {
+        Box::pin(async move {
             let session = self.session.lock().await.clone();
             let out = session
                 .exec("sh -s", ExecOptions { become_: true, stdin: Some(script.into_bytes()), timeout: None })
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut text = out.stdout_text();
-            if !out.success() {
-                // The batch script itself exits 0; anything else is the shell or sudo failing.
-                text.push_str(&format!("\n{}", out.stderr_text()));
-            }
-            Ok(text)
+            Ok(crate::apply::ScriptOutput { status: Some(transport::exit_text(&out)), stdout: out.stdout_text(), stderr: out.stderr_text() })
         })
     }
 
@@ -257,11 +269,12 @@ impl Remote for SshRemote {
             tokio::time::sleep(Duration::from_secs(3)).await;
             while started.elapsed() < timeout {
                 if let Ok(s) = Session::connect(&self.options).await {
-                    if let Ok(now) = boot_id(s.clone()).await {
-                        if !now.is_empty() && now != before {
-                            *self.session.lock().await = s;
-                            return Ok(());
-                        }
+                    if let Ok(now) = boot_id(s.clone()).await
+                        && !now.is_empty()
+                        && now != before
+                    {
+                        *self.session.lock().await = s;
+                        return Ok(());
                     }
                     s.close().await;
                 }

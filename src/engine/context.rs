@@ -9,8 +9,10 @@
 //! - `cni`: namespace and daemonset of the chosen CNI, default_cidr its manifest hard-codes,
 //!   local_manifest (base64) when the inventory names a local file;
 //! - `mirrors`: kubernetes_apt, kubernetes_apt_key, docker_apt, cni_manifest (resolved URLs);
-//! - `host`: name, address, roles, labels, raspberry_pi.watchdog, is_control_plane,
-//!   is_first_control_plane, is_worker;
+//! - `host`: name, address (where kprov connects), internal_address (the node's IP in the
+//!   cluster: kubelet's node IP, the advertise address; the empty string for a worker reached
+//!   by DNS name without one, whose kubelet picks its own), roles, labels,
+//!   raspberry_pi.watchdog, is_control_plane, is_first_control_plane, is_worker;
 //! - `hosts`, `first_control_plane`: every host / the first control plane, same shape;
 //! - `ssh`: user (for the kubeconfig copy);
 //! - `facts` (after gathering): `facts.os` (see `OsFact`).
@@ -41,6 +43,8 @@ pub struct ClusterValues {
 pub struct HostValues {
     pub name: String,
     pub address: String,
+    /// The node's IP inside the cluster; empty when unknown (a worker reached by DNS name).
+    pub internal_address: String,
     pub roles: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub watchdog: bool,
@@ -133,6 +137,7 @@ fn host_json(h: &HostValues, first_cp: Option<&str>) -> Json {
     json!({
         "name": h.name,
         "address": h.address,
+        "internal_address": h.internal_address,
         "roles": h.roles,
         "labels": h.labels,
         "raspberry_pi": { "watchdog": h.watchdog },

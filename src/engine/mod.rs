@@ -83,8 +83,8 @@ impl Engine {
                     Ok(t) => t,
                     Err(e) => return (h, Some(remote), Err(e.to_string()), false),
                 };
-                let result = match remote.run_script(text).await {
-                    Ok(out) => parse(&script, &out).map_err(|e| e.to_string()),
+                let result = match remote.run_script_output(text).await {
+                    Ok(out) => parse(&script, &out.stdout).map_err(|e| fact_script_failed(&e, &out)),
                     Err(e) => Err(e),
                 };
                 (h, Some(remote), result, false)
@@ -159,6 +159,12 @@ impl Engine {
         }
         planned.plan.summary = crate::plan::Summary::of(&planned.plan.steps);
     }
+}
+
+/// A fact script whose output kprov cannot read: the parser's reason, the exit status and the
+/// last lines of the script's standard error (redacted), naming the stage.
+fn fact_script_failed(e: &crate::facts::FactParseError, out: &crate::apply::ScriptOutput) -> String {
+    format!("(stage: fact script) {e}{}", out.failure_detail(&Default::default()))
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ pub(crate) fn rpi_homelab() -> (Engine, Vec<HostFacts>) {
         .map(|(i, n)| HostValues {
             name: n.to_string(),
             address: format!("192.168.0.{}", 150 + i),
+            internal_address: format!("192.168.0.{}", 150 + i),
             roles: vec![if i == 0 { "control-plane" } else { "worker" }.to_string()],
             labels: BTreeMap::new(),
             watchdog: false,
@@ -163,4 +164,75 @@ fn preflight_failures_name_every_problem_and_block_the_host() {
     assert!(text.contains("[hostname] hostname \"k8s-03\" is also the hostname of k8s-03"), "{text}");
     assert!(text.contains("[mac] MAC address"), "{text}");
     assert!(!text.contains("k8s-01/preflight") && !text.lines().any(|l| l.contains("! preflight") && l.contains("k8s-01")));
+}
+
+/// Control planes reached over SSH on one network (`address`) and talking to each other on
+/// another (`internal_address`): kubeadm, the kubelet and the joins use the cluster network.
+#[test]
+fn the_cluster_network_is_the_internal_address_and_ssh_keeps_the_address() {
+    let spec = [
+        ("cp-1", "203.0.113.11", "10.10.0.11", "control-plane"),
+        ("cp-2", "203.0.113.12", "10.10.0.12", "control-plane"),
+        ("cp-3", "203.0.113.13", "10.10.0.13", "control-plane"),
+        ("w-1", "w-1.example.net", "", "worker"),
+    ];
+    let hosts: Vec<HostValues> = spec
+        .iter()
+        .map(|(n, a, i, r)| HostValues {
+            name: n.to_string(),
+            address: a.to_string(),
+            internal_address: i.to_string(),
+            roles: vec![r.to_string()],
+            labels: BTreeMap::new(),
+            watchdog: false,
+            ssh_user: "ubuntu".into(),
+        })
+        .collect();
+    let cluster = ClusterValues {
+        name: "kubernetes".into(),
+        kubernetes_version: "1.34".into(),
+        kubernetes_patch_version: None,
+        pod_cidr: "10.244.0.0/16".into(),
+        service_cidr: "10.96.0.0/12".into(),
+        cni: "calico".into(),
+        control_plane_endpoint: "10.10.0.11:6443".into(),
+        advertise_address: "10.10.0.11".into(),
+        preflight: crate::preflight::Policy::default(),
+    };
+    let mirrors = MirrorValues {
+        kubernetes_apt: context::DEFAULT_KUBERNETES_APT.into(),
+        kubernetes_apt_key: None,
+        docker_apt: context::DEFAULT_DOCKER_APT.into(),
+        cni_manifest: None,
+    };
+    let contexts = context::build(&cluster, &hosts, &mirrors, None);
+    let infos = hosts
+        .iter()
+        .map(|h| HostInfo { name: h.name.clone(), control_plane: h.roles[0] == "control-plane", worker: h.roles[0] == "worker" })
+        .collect();
+    let roles = RoleSet::load(None).unwrap();
+    let engine = Engine::new(infos, hosts.iter().map(|h| h.address.clone()).collect(), contexts, &roles, &Selection::default()).unwrap();
+    // SSH goes to `address`.
+    assert_eq!(engine.addresses, ["203.0.113.11", "203.0.113.12", "203.0.113.13", "w-1.example.net"]);
+    let facts = spec
+        .iter()
+        .enumerate()
+        .map(|(i, (n, ..))| blank_facts(&engine.fact_scripts[i], &os("amd64", "ubuntu", "noble", "24.04", n, false), false))
+        .collect();
+    let planned = plan_of(&engine, facts);
+    let text = crate::plan::render_text(&planned.plan, false);
+    // kubeadm init: the API server (and with it etcd) advertises the cluster address, and the
+    // kubelet registers it as the node's IP.
+    assert!(text.contains("+  advertiseAddress: \"10.10.0.11\""), "{text}");
+    assert!(text.contains("+    - name: node-ip\n      +      value: \"10.10.0.11\""), "{text}");
+    assert!(!text.contains("203.0.113.11\""), "the SSH address reaches no kubeadm setting:\n{text}");
+    // Further control planes join advertising their own cluster address (the join scripts are
+    // sensitive, so read from the rendered resources, not the plan text).
+    let rendered: Vec<String> = planned.rendered.values().map(|r| format!("{:?}", r.spec)).collect();
+    let joins: Vec<&String> = rendered.iter().filter(|s| s.contains("--apiserver-advertise-address")).collect();
+    assert_eq!(joins.len(), 2, "{joins:?}");
+    for ip in ["10.10.0.12", "10.10.0.13"] {
+        assert!(joins.iter().any(|s| s.contains(&format!("--apiserver-advertise-address {ip} "))), "{ip} in {joins:?}");
+    }
+    assert!(joins.iter().all(|s| !s.contains("203.0.113.")), "{joins:?}");
 }

@@ -273,3 +273,50 @@ async fn a_host_answering_facts_with_garbage_is_a_clear_error_for_that_host_only
     let text = crate::plan::render_text(&planned.plan, false);
     assert!(text.contains("w1"), "{text}");
 }
+
+/// A host whose fact script dies half-way: its output stops, and the shell says why on
+/// standard error (with a secret in it, as a careless profile script might print).
+struct DiesHalfWay;
+
+impl Remote for DiesHalfWay {
+    fn run_script(&self, _script: String) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async { Err("not used".to_string()) })
+    }
+
+    fn run_script_output(&self, _script: String) -> BoxFuture<'_, Result<crate::apply::ScriptOutput, String>> {
+        Box::pin(async {
+            Ok(crate::apply::ScriptOutput {
+                stdout: "@@kprov-fact 0\nLinux\n".into(),
+                stderr: "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\nline 9\ntoken abcdef.0123456789abcdef\nsh: 12: cannot fork: Resource temporarily unavailable\n".into(),
+                status: Some("exit status 2".into()),
+            })
+        })
+    }
+
+    fn reboot(&self, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("no".to_string()) })
+    }
+}
+
+struct AllDie;
+
+impl Connector for AllDie {
+    fn connect(&self, _host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
+        Box::pin(async { Ok(Arc::new(DiesHalfWay) as Arc<dyn Remote>) })
+    }
+}
+
+#[tokio::test]
+async fn a_fact_script_that_ends_early_shows_the_stage_status_and_last_stderr_lines_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let g = e.gather(Arc::new(AllDie), 4).await;
+    let crate::plan::HostStatus::FactsFailed { message } = &g.statuses[0] else { panic!("{:?}", g.statuses[0]) };
+    assert!(message.starts_with("(stage: fact script) "), "{message}");
+    assert!(message.contains("(exit status 2)"), "{message}");
+    assert!(message.contains("\n  sh: 12: cannot fork: Resource temporarily unavailable"), "the host's own words: {message}");
+    assert!(message.contains("\n  token <redacted>"), "{message}");
+    assert!(!message.contains("abcdef.0123456789abcdef"), "{message}");
+    // The last ten lines, not the whole of it.
+    assert!(message.contains("\n  line 2\n") && !message.contains("line 1"), "{message}");
+}

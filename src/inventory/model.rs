@@ -48,7 +48,7 @@ pub struct ClusterSpec {
     /// host[:port] of the API server for every node; required with more than one control plane.
     #[schemars(with = "Option<String>")]
     pub control_plane_endpoint: Option<Spanned<String>>,
-    /// The first control plane's API address. Default: its `address`.
+    /// The first control plane's API address. Default: its `internal_address`.
     #[schemars(with = "Option<String>")]
     pub advertise_address: Option<Spanned<String>>,
     /// Container runtime; only "containerd" is supported.
@@ -176,9 +176,16 @@ pub struct HostSpec {
     /// Node name: lowercase letters, digits and '-' (RFC 1123), unique.
     #[schemars(with = "String")]
     pub name: Spanned<String>,
-    /// IP address or DNS name kprov connects to; also the node's address in the cluster.
+    /// IP address or DNS name kprov connects to over SSH; also the node's address in the
+    /// cluster unless `internal_address` is set.
     #[schemars(with = "String")]
     pub address: Spanned<String>,
+    /// The node's IP on the cluster network: kubelet's node IP, the API server's advertise
+    /// address and etcd's (control planes), the default control-plane endpoint. Default:
+    /// `address` when that is an IP; required for a control plane whose `address` is a DNS name.
+    /// (k0sctl: `privateAddress`; Kubespray: `ip`.)
+    #[schemars(with = "Option<String>")]
+    pub internal_address: Option<Spanned<String>>,
     /// control-plane, worker, or both.
     #[schemars(with = "Vec<Role>")]
     pub roles: Spanned<Vec<Role>>,

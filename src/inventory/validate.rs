@@ -53,7 +53,11 @@ pub struct Cluster {
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
     pub name: String,
+    /// Where kprov connects (SSH).
     pub address: String,
+    /// The node's IP inside the cluster, when known: `internal_address`, else `address` when
+    /// that is an IP. None only for a worker reached by DNS name (its kubelet picks its IP).
+    pub internal_address: Option<String>,
     pub roles: Vec<Role>,
     pub ssh: SshSettings,
     pub labels: BTreeMap<String, String>,
@@ -103,8 +107,12 @@ impl Inventory {
         self.cluster.control_plane_endpoint.clone().unwrap_or_else(|| format!("{}:6443", self.advertise_address()))
     }
 
+    /// The first control plane's API address: the configured one, else its cluster address.
     pub fn advertise_address(&self) -> String {
-        self.cluster.advertise_address.clone().unwrap_or_else(|| self.first_control_plane().address.clone())
+        self.cluster.advertise_address.clone().unwrap_or_else(|| {
+            let first = self.first_control_plane();
+            first.internal_address.clone().unwrap_or_else(|| first.address.clone())
+        })
     }
 }
 
@@ -302,6 +310,7 @@ impl Validator {
                 }
             }
         }
+        ok &= self.internal_addresses(&list.value);
         let cps: Vec<&HostSpec> = list.value.iter().map(|h| &h.value).filter(|h| h.roles.value.contains(&Role::ControlPlane)).collect();
         if cps.is_empty() {
             ok = false;
@@ -310,7 +319,7 @@ impl Validator {
                     .label(at(list), "none of these hosts is a control plane")
                     .help("give the first host roles: [control-plane]; kubeadm init runs there"),
             );
-        } else if cps.len() % 2 == 0 {
+        } else if cps.len().is_multiple_of(2) {
             self.push(
                 Diagnostic::warning(
                     "kprov::inventory::even_control_planes",
@@ -339,6 +348,7 @@ impl Validator {
                     Host {
                         name: h.name.value.clone(),
                         address: h.address.value.clone(),
+                        internal_address: internal_address(h),
                         roles,
                         ssh,
                         labels: h.labels.clone(),
@@ -347,6 +357,65 @@ impl Validator {
                 })
                 .collect(),
         )
+    }
+
+    /// `internal_address`: an IP when given (the kubelet, the API server and etcd bind to it);
+    /// required for a control plane whose `address` is a DNS name; unique across hosts (a
+    /// clash of two `address`es is reported once, as `duplicate_address`).
+    fn internal_addresses(&mut self, hosts: &[Spanned<HostSpec>]) -> bool {
+        let mut ok = true;
+        let mut seen: BTreeMap<IpAddr, (&str, Option<Place>, bool)> = BTreeMap::new();
+        for h in hosts.iter().map(|h| &h.value) {
+            let ip = match &h.internal_address {
+                Some(a) => match a.value.parse::<IpAddr>() {
+                    Ok(ip) if !ip.is_unspecified() => Some((ip, at(a), true)),
+                    _ => {
+                        ok = false;
+                        self.push(
+                            Diagnostic::error("kprov::inventory::internal_address", format!("internal_address `{}` is not an IP address", a.value))
+                                .label(at(a), "not an IP")
+                                .help("internal_address is the node's IP on the cluster network (e.g. 10.0.0.11), which the kubelet, the API server and etcd bind to; a DNS name belongs in address, where kprov connects"),
+                        );
+                        None
+                    }
+                },
+                None => match h.address.value.parse::<IpAddr>() {
+                    Ok(ip) => Some((ip, at(&h.address), false)),
+                    Err(_) if h.roles.value.contains(&Role::ControlPlane) => {
+                        ok = false;
+                        self.push(
+                            Diagnostic::error(
+                                "kprov::inventory::internal_address_required",
+                                format!("control plane `{}` is reached by the DNS name `{}` and has no internal_address", h.name.value, h.address.value),
+                            )
+                            .label(at(&h.address), "a DNS name, not an IP")
+                            .help(format!(
+                                "the API server and etcd advertise an IP: add the node's IP on the cluster network, e.g. {{ name: {}, address: {}, internal_address: 10.0.0.11, roles: [control-plane] }}",
+                                h.name.value, h.address.value
+                            )),
+                        );
+                        None
+                    }
+                    Err(_) => None,
+                },
+            };
+            let Some((ip, place, explicit)) = ip else { continue };
+            if let Some((first, first_place, first_explicit)) = seen.insert(ip, (&h.name.value, place, explicit))
+                && (explicit || first_explicit)
+            {
+                ok = false;
+                self.push(
+                    Diagnostic::error(
+                        "kprov::inventory::duplicate_internal_address",
+                        format!("`{}` and `{first}` have the same cluster address {ip}", h.name.value),
+                    )
+                    .label(place, "second use")
+                    .label(first_place, "first use")
+                    .help("each node needs its own IP on the cluster network (internal_address, else its address)"),
+                );
+            }
+        }
+        ok
     }
 
     fn host_name(&mut self, name: &Spanned<String>) -> bool {
@@ -460,19 +529,19 @@ impl Validator {
             Some(s) => self.cidr(s, "service_cidr"),
             None => Some("10.96.0.0/12".parse().expect("valid")),
         };
-        if let (Some(p), Some(s)) = (pod, svc) {
-            if p.contains(&s.network()) || s.contains(&p.network()) {
-                ok = false;
-                let mut d = Diagnostic::error("kprov::inventory::cidr_overlap", format!("pod_cidr {p} and service_cidr {s} overlap"))
-                    .help("pods and services need separate ranges, e.g. pod_cidr: 10.244.0.0/16 and service_cidr: 10.96.0.0/12");
-                if let Some(x) = &c.pod_cidr {
-                    d = d.label(at(x), "pod network");
-                }
-                if let Some(x) = &c.service_cidr {
-                    d = d.label(at(x), "service network");
-                }
-                self.push(d);
+        if let (Some(p), Some(s)) = (pod, svc)
+            && (p.contains(&s.network()) || s.contains(&p.network()))
+        {
+            ok = false;
+            let mut d = Diagnostic::error("kprov::inventory::cidr_overlap", format!("pod_cidr {p} and service_cidr {s} overlap"))
+                .help("pods and services need separate ranges, e.g. pod_cidr: 10.244.0.0/16 and service_cidr: 10.96.0.0/12");
+            if let Some(x) = &c.pod_cidr {
+                d = d.label(at(x), "pod network");
             }
+            if let Some(x) = &c.service_cidr {
+                d = d.label(at(x), "service network");
+            }
+            self.push(d);
         }
         ok &= pod.is_some() && svc.is_some();
         let cni = match &c.cni {
@@ -497,15 +566,15 @@ impl Validator {
                 String::new()
             }
         };
-        if let Some(rt) = &c.container_runtime {
-            if rt.value != "containerd" {
-                ok = false;
-                self.push(
-                    Diagnostic::error("kprov::inventory::runtime", format!("unsupported container runtime `{}`", rt.value))
-                        .label(at(rt), "not supported")
-                        .help("kprov installs containerd (Docker's containerd.io package); remove the key or write containerd"),
-                );
-            }
+        if let Some(rt) = &c.container_runtime
+            && rt.value != "containerd"
+        {
+            ok = false;
+            self.push(
+                Diagnostic::error("kprov::inventory::runtime", format!("unsupported container runtime `{}`", rt.value))
+                    .label(at(rt), "not supported")
+                    .help("kprov installs containerd (Docker's containerd.io package); remove the key or write containerd"),
+            );
         }
         if let Some(ep) = &c.control_plane_endpoint {
             let (host, port) = match ep.value.rsplit_once(':') {
@@ -531,19 +600,19 @@ impl Validator {
                         .help("an HA cluster needs a stable API address in front of every control plane (a load balancer or a VIP): cluster.control_plane_endpoint: k8s-api.lan:6443"),
                 );
             }
-            if let Some(adv) = &c.advertise_address {
-                if !cps.iter().any(|h| h.address == adv.value) {
-                    ok = false;
-                    let known: Vec<&str> = cps.iter().map(|h| h.address.as_str()).collect();
-                    self.push(
-                        Diagnostic::error(
-                            "kprov::inventory::advertise_address",
-                            format!("advertise_address `{}` is not the address of a control-plane host", adv.value),
-                        )
-                        .label(at(adv), "no control plane has this address")
-                        .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
-                    );
-                }
+            if let Some(adv) = &c.advertise_address
+                && !cps.iter().any(|h| h.internal_address.as_deref() == Some(adv.value.as_str()) || h.address == adv.value)
+            {
+                ok = false;
+                let known: Vec<&str> = cps.iter().map(|h| h.internal_address.as_deref().unwrap_or(&h.address)).collect();
+                self.push(
+                    Diagnostic::error(
+                        "kprov::inventory::advertise_address",
+                        format!("advertise_address `{}` is not the address of a control-plane host", adv.value),
+                    )
+                    .label(at(adv), "no control plane has this address")
+                    .help(format!("the API server listens on the first control plane; control-plane addresses: {}", known.join(", "))),
+                );
             }
         }
         if !ok {
@@ -648,6 +717,14 @@ fn effective_ssh(
 }
 
 /// `~/x` → `$HOME/x`.
+/// A host's address inside the cluster: `internal_address`, else `address` when it is an IP.
+fn internal_address(h: &HostSpec) -> Option<String> {
+    match &h.internal_address {
+        Some(a) => Some(a.value.clone()),
+        None => h.address.value.parse::<IpAddr>().is_ok().then(|| h.address.value.clone()),
+    }
+}
+
 pub fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),

@@ -68,10 +68,10 @@ impl Planner<'_> {
         let raw = Json::Object(task.decl.spec.clone().into_iter().collect());
         let value = self.renderer.render_value(pass, &raw, ctx)?;
         let spec: ResourceSpec = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        if let ResourceSpec::Command(c) = &spec {
-            if !c.has_guard() {
-                return Err("a command needs a guard (creates, unless or only_if) so a re-run does not repeat it".into());
-            }
+        if let ResourceSpec::Command(c) = &spec
+            && !c.has_guard()
+        {
+            return Err("a command needs a guard (creates, unless or only_if) so a re-run does not repeat it".into());
         }
         Ok(spec)
     }
@@ -128,10 +128,10 @@ impl Planner<'_> {
             .flatten()
             .collect();
         for (n, r) in &rendered {
-            if let ResourceSpec::Capture(c) = &r.spec {
-                if !wanted.contains(&c.name) {
-                    steps[step_of[n]].outcome = Outcome::NoOp { reason: "nothing in this plan needs it".into() };
-                }
+            if let ResourceSpec::Capture(c) = &r.spec
+                && !wanted.contains(&c.name)
+            {
+                steps[step_of[n]].outcome = Outcome::NoOp { reason: "nothing in this plan needs it".into() };
             }
         }
 
@@ -146,11 +146,11 @@ impl Planner<'_> {
         changed: &BTreeMap<(usize, String), bool>,
         captures: &Captures,
     ) -> Result<(Rendered, Outcome), String> {
-        if let Some(when) = &task.decl.when {
-            if !self.renderer.when(Pass::Final, when, ctx).map_err(|e| format!("when: {e}"))? {
-                let spec = self.render(task, Pass::Discover, ctx)?;
-                return Ok((Rendered { spec, dependency_changed: false }, Outcome::Skipped { reason: format!("when: {when}") }));
-            }
+        if let Some(when) = &task.decl.when
+            && !self.renderer.when(Pass::Final, when, ctx).map_err(|e| format!("when: {e}"))?
+        {
+            let spec = self.render(task, Pass::Discover, ctx)?;
+            return Ok((Rendered { spec, dependency_changed: false }, Outcome::Skipped { reason: format!("when: {when}") }));
         }
         let spec = self.render(task, Pass::Final, ctx)?;
         let follows: Vec<&String> = match &spec {

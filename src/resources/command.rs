@@ -67,15 +67,15 @@ impl Resource for Command {
                 return Ok(Check::NoOp { reason: format!("{p} exists") });
             }
         }
-        if let Some(c) = &self.unless {
-            if self.guard_rc(ctx, c)? == 0 {
-                return Ok(Check::NoOp { reason: format!("`{c}` succeeded") });
-            }
+        if let Some(c) = &self.unless
+            && self.guard_rc(ctx, c)? == 0
+        {
+            return Ok(Check::NoOp { reason: format!("`{c}` succeeded") });
         }
-        if let Some(c) = &self.only_if {
-            if self.guard_rc(ctx, c)? != 0 {
-                return Ok(Check::NoOp { reason: format!("`{c}` failed") });
-            }
+        if let Some(c) = &self.only_if
+            && self.guard_rc(ctx, c)? != 0
+        {
+            return Ok(Check::NoOp { reason: format!("`{c}` failed") });
         }
         let shown = match (&self.description, self.sensitive) {
             (Some(d), _) => d.clone(),

@@ -1,25 +1,26 @@
-//! Transport errors. Each names the host, so a failed run says which machine and why.
+//! Transport errors. Each names the host and the stage that failed (connect, auth, sudo,
+//! command), so a failed run says which machine, how far it got, and why.
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum TransportError {
-    #[error("{host}: cannot connect to {addr}: {message}")]
+    #[error("{host} (stage: connect): cannot connect to {addr}: {message}")]
     #[diagnostic(code(kprov::ssh::unreachable), help("check that the host is up, the address and port are right, and sshd is running"))]
     Unreachable { host: String, addr: String, message: String },
 
-    #[error("{host}: timed out {during} after {secs:.1}s")]
+    #[error("{host} (stage: {stage}): timed out {during} after {secs:.1}s")]
     #[diagnostic(code(kprov::ssh::timeout), help("the host stopped answering; check it is not paused, overloaded or cut off"))]
-    Timeout { host: String, during: String, secs: f64 },
+    Timeout { host: String, stage: &'static str, during: String, secs: f64 },
 
-    #[error("{host}: authentication failed for user {user} (tried: {})", tried.join(", "))]
+    #[error("{host} (stage: auth): authentication failed for user {user} (tried: {})", tried.join(", "))]
     #[diagnostic(
         code(kprov::ssh::auth),
         help("check ssh.user and ssh.private_key (or load the key into ssh-agent), and the user's authorized_keys on the host")
     )]
     AuthFailed { host: String, user: String, tried: Vec<String> },
 
-    #[error("{host}: HOST KEY CHANGED: the host's {algorithm} key {fingerprint} does not match the one recorded in {}:{line}", file.display())]
+    #[error("{host} (stage: connect): HOST KEY CHANGED: the host's {algorithm} key {fingerprint} does not match the one recorded in {}:{line}", file.display())]
     #[diagnostic(
         code(kprov::ssh::host_key_changed),
         help(
@@ -28,33 +29,36 @@ pub enum TransportError {
     )]
     HostKeyMismatch { host: String, algorithm: String, fingerprint: String, file: PathBuf, line: usize },
 
-    #[error("{host}: unknown host key {fingerprint}")]
+    #[error("{host} (stage: connect): unknown host key {fingerprint}")]
     #[diagnostic(
         code(kprov::ssh::host_key_unknown),
         help("verify the fingerprint, then add the key: ssh-keyscan -H {addr} >> ~/.ssh/known_hosts, or set ssh.host_key_policy: accept-new")
     )]
     UnknownHostKey { host: String, addr: String, fingerprint: String },
 
-    #[error("{host}: the host key {fingerprint} is revoked in {}:{line}", file.display())]
+    #[error("{host} (stage: connect): the host key {fingerprint} is revoked in {}:{line}", file.display())]
     #[diagnostic(code(kprov::ssh::host_key_revoked))]
     RevokedHostKey { host: String, fingerprint: String, file: PathBuf, line: usize },
 
-    #[error("{host}: sudo refused to run commands as {user}: {message}")]
+    /// sudo did not start the command: it refused, the password was wrong or missing, or it
+    /// cannot run at all (not setuid, a nosuid mount). `message` is the tail of what sudo
+    /// printed, with the prompt taken out and every secret redacted.
+    #[error("{host} (stage: sudo): sudo did not run the command as {user} ({status}); it said:\n{message}")]
     #[diagnostic(
         code(kprov::ssh::sudo),
         help(
-            "the SSH user needs sudo rights; if sudo asks for a password, set ssh.become_password_env to the name of an environment variable holding it"
+            "the SSH user needs sudo rights; if sudo asks for a password, set ssh.become_password_env to the name of an environment variable holding it; try `sudo -v` by hand on the host"
         )
     )]
-    BecomeFailed { host: String, user: String, message: String },
+    BecomeFailed { host: String, user: String, status: String, message: String },
 
-    #[error("{host}: cannot read private key {}: {message}", path.display())]
+    #[error("{host} (stage: auth): cannot read private key {}: {message}", path.display())]
     #[diagnostic(code(kprov::ssh::key))]
     Key { host: String, path: PathBuf, message: String },
 
-    #[error("{host}: {message}")]
+    #[error("{host} (stage: {stage}): {message}")]
     #[diagnostic(code(kprov::ssh::protocol))]
-    Protocol { host: String, message: String },
+    Protocol { host: String, stage: &'static str, message: String },
 }
 
 impl TransportError {
@@ -69,6 +73,19 @@ impl TransportError {
             | TransportError::BecomeFailed { host, .. }
             | TransportError::Key { host, .. }
             | TransportError::Protocol { host, .. } => host,
+        }
+    }
+
+    /// Which stage failed: `connect`, `auth`, `sudo` or `command`.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            TransportError::Unreachable { .. }
+            | TransportError::HostKeyMismatch { .. }
+            | TransportError::UnknownHostKey { .. }
+            | TransportError::RevokedHostKey { .. } => "connect",
+            TransportError::AuthFailed { .. } | TransportError::Key { .. } => "auth",
+            TransportError::BecomeFailed { .. } => "sudo",
+            TransportError::Timeout { stage, .. } | TransportError::Protocol { stage, .. } => stage,
         }
     }
 

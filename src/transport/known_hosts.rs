@@ -177,7 +177,7 @@ mod tests {
         let files = [p.clone()];
         assert_eq!(check(&files, &lookup_names(&["10.0.0.6"], 22), &key(KEY_A)), Verdict::Revoked { file: p.clone(), line: 2 });
         let (_d2, p2) = file(&format!("\n\n10.0.0.5 {KEY_B}\n"));
-        assert_eq!(check(&[p2.clone()], &lookup_names(&["10.0.0.5"], 22), &key(KEY_A)), Verdict::Mismatch { file: p2, line: 3 });
+        assert_eq!(check(std::slice::from_ref(&p2), &lookup_names(&["10.0.0.5"], 22), &key(KEY_A)), Verdict::Mismatch { file: p2, line: 3 });
     }
 
     #[test]
@@ -185,6 +185,6 @@ mod tests {
         let (_d, p) = file(&format!("other {KEY_B}"));
         let line = append(&p, "10.0.0.7", &key(KEY_A)).unwrap();
         assert_eq!(line, 2);
-        assert_eq!(check(&[p.clone()], &lookup_names(&["10.0.0.7"], 22), &key(KEY_A)), Verdict::Known { file: p, line: 2 });
+        assert_eq!(check(std::slice::from_ref(&p), &lookup_names(&["10.0.0.7"], 22), &key(KEY_A)), Verdict::Known { file: p, line: 2 });
     }
 }

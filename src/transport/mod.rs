@@ -10,8 +10,12 @@
 //!   and line.
 //! - Jump hosts through `direct-tcpip`, both hops verified. `~/.ssh/config` is read for
 //!   HostName, User, Port, IdentityFile and ProxyJump ([`ssh_config`]).
-//! - Commands run through sudo when the user is not root (`become`), with the password fed on
-//!   stdin, never in argv; uploads are atomic (temp file, then rename).
+//! - Commands run through sudo when the user is not root (`become`). The password goes on
+//!   stdin, never in argv, and only in answer to sudo's own prompt: `sudo -S -p NONCE` prints
+//!   a fresh nonce when it asks, and the root shell prints another one when sudo has started
+//!   it, so a sudo that does not ask (NOPASSWD, a cached timestamp) never gets the password,
+//!   a wrong password is answered once, and a sudo that fails is reported in its own words.
+//!   Uploads are atomic (temp file, then rename).
 
 mod error;
 pub mod known_hosts;
@@ -19,7 +23,7 @@ mod session;
 pub mod ssh_config;
 
 pub use error::TransportError;
-pub use session::{ExecOptions, ExecOutput, Session, UploadOptions};
+pub use session::{ExecOptions, ExecOutput, Session, UploadOptions, exit_text};
 
 use std::path::PathBuf;
 use std::time::Duration;

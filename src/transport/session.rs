@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::error::TransportError;
 use super::known_hosts::{self, Verdict};
 use super::{ConnectOptions, HostKeyPolicy};
+use crate::secret::Secret;
 use crate::shell::quote;
 
 /// Options for one command.
@@ -90,6 +91,7 @@ impl client::Handler for Checker {
             PublicKeyOrCertificate::Certificate(_) => {
                 return self.refuse(TransportError::Protocol {
                     host: self.host.clone(),
+                    stage: "connect",
                     message: "the server offered a host certificate; kprov verifies plain host keys only".into(),
                 });
             }
@@ -113,6 +115,7 @@ impl client::Handler for Checker {
                     }
                     Err(e) => self.refuse(TransportError::Protocol {
                         host: self.host.clone(),
+                        stage: "connect",
                         message: format!("cannot record the host key in {}: {e}", file.display()),
                     }),
                 },
@@ -154,6 +157,10 @@ impl Session {
 
     async fn connect_inner(opts: &ConnectOptions) -> Result<Session, TransportError> {
         let started = Instant::now();
+        // Whatever prints them later (a sudo message, a failed step), they are redacted.
+        for secret in opts.become_.iter().filter_map(|b| b.password.as_ref()).chain(opts.passphrase.as_ref()) {
+            crate::secret::remember(secret);
+        }
         let refusal = Arc::new(Mutex::new(None));
         let checker = Checker {
             host: opts.host.clone(),
@@ -171,8 +178,12 @@ impl Session {
             ..Default::default()
         });
         let addr = format!("{}:{}", opts.address, opts.port);
-        let timed_out =
-            |during: &str| TransportError::Timeout { host: opts.host.clone(), during: during.into(), secs: started.elapsed().as_secs_f64() };
+        let timed_out = |during: &str| TransportError::Timeout {
+            host: opts.host.clone(),
+            stage: if during.starts_with("authenticating") { "auth" } else { "connect" },
+            during: during.into(),
+            secs: started.elapsed().as_secs_f64(),
+        };
         let refused = |e: russh::Error| {
             refusal.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| TransportError::Unreachable {
                 host: opts.host.clone(),
@@ -222,6 +233,11 @@ impl Session {
     }
 
     /// Run `command`, handing each chunk of output to `on_output` as it arrives.
+    ///
+    /// Through become, sudo's own stage comes first: nothing from before the root shell's
+    /// start marker reaches `on_output` or the result (sudo's prompt and lecture stay out), the
+    /// password is written only in answer to sudo's own prompt, and a sudo that does not start
+    /// the command is a [`TransportError::BecomeFailed`] with sudo's own words.
     pub async fn exec_streaming(
         &self,
         command: &str,
@@ -229,30 +245,80 @@ impl Session {
         mut on_output: impl FnMut(Stream, &[u8]) + Send,
     ) -> Result<ExecOutput, TransportError> {
         let o = &self.inner.opts;
-        let (wrapped, stdin, becoming) = self.wrap(command, &opts)?;
+        let (wrapped, stdin, become_) = self.wrap(command, &opts)?;
         let limit = opts.timeout.unwrap_or(o.command_timeout);
         let started = Instant::now();
-        let _permit =
-            self.inner.channels.acquire().await.map_err(|_| TransportError::Protocol { host: o.host.clone(), message: "session closed".into() })?;
+        let _permit = self.inner.channels.acquire().await.map_err(|_| self.closed())?;
         let run = async {
             let mut channel = self.open_channel().await?;
             let result = async {
                 channel.exec(true, wrapped.as_bytes()).await.map_err(|e| self.lost(e))?;
-                if let Some(bytes) = stdin {
-                    channel.data(&bytes[..]).await.map_err(|e| self.lost(e))?;
+                let mut gate = become_.map(Gate::new);
+                let mut stdin = stdin;
+                // Without a password sudo (-n) never reads stdin, so the input goes at once and
+                // costs no round trip. With one, nothing is written until sudo has asked with
+                // kprov's prompt or started the command: before that, any byte could be read as
+                // a password, or the password run as a command.
+                if gate.as_ref().is_none_or(|g| g.plan.password.is_none()) {
+                    self.send_input(&channel, stdin.take()).await?;
                 }
-                channel.eof().await.map_err(|e| self.lost(e))?;
                 let mut out = ExecOutput { stdout: vec![], stderr: vec![], exit_status: u32::MAX, exit_signal: None };
                 let mut got_status = false;
-                while let Some(msg) = channel.wait().await {
+                loop {
+                    let waiting_for_sudo = gate.as_ref().is_some_and(|g| !g.started && g.plan.password.is_some());
+                    let msg = if waiting_for_sudo {
+                        match tokio::time::timeout_at(started_at(started, SUDO_STAGE_TIMEOUT), channel.wait()).await {
+                            Ok(m) => m,
+                            Err(_) => {
+                                let Some(g) = gate.as_ref() else { break };
+                                return Err(self.become_failed(g, "no answer", &format!(
+                                    "sudo neither asked for the password with kprov's prompt nor started the command within {}s (a PAM module with its own prompt, or a slow name lookup?)",
+                                    SUDO_STAGE_TIMEOUT.as_secs()
+                                )));
+                            }
+                        }
+                    } else {
+                        channel.wait().await
+                    };
+                    let Some(msg) = msg else { break };
                     match msg {
                         ChannelMsg::Data { data } => {
                             on_output(Stream::Stdout, &data);
                             out.stdout.extend_from_slice(&data);
                         }
                         ChannelMsg::ExtendedData { data, ext: 1 } => {
-                            on_output(Stream::Stderr, &data);
-                            out.stderr.extend_from_slice(&data);
+                            let data = match gate.as_mut().filter(|g| !g.started) {
+                                None => data.to_vec(),
+                                Some(g) => {
+                                    let mut rest = vec![];
+                                    for event in g.feed(&data) {
+                                        match event {
+                                            GateEvent::Answer => {
+                                                // Only a plan with a password has a prompt to answer.
+                                                if let Some(pw) = g.plan.password.as_ref() {
+                                                    let mut line = pw.expose().as_bytes().to_vec();
+                                                    line.push(b'\n');
+                                                    channel.data(&line[..]).await.map_err(|e| self.lost(e))?;
+                                                }
+                                            }
+                                            // sudo asks again: the password was wrong. Never a
+                                            // second try: end its input, so it fails in its own words.
+                                            GateEvent::GiveUp => channel.eof().await.map_err(|e| self.lost(e))?,
+                                            GateEvent::Started { rest: r } => {
+                                                rest = r;
+                                                if g.plan.password.is_some() {
+                                                    self.send_input(&channel, stdin.take()).await?;
+                                                }
+                                            }
+                                        }
+                                    }
+                                    rest
+                                }
+                            };
+                            if !data.is_empty() {
+                                on_output(Stream::Stderr, &data);
+                                out.stderr.extend_from_slice(&data);
+                            }
                         }
                         ChannelMsg::ExitStatus { exit_status } => {
                             out.exit_status = exit_status;
@@ -266,9 +332,18 @@ impl Session {
                         _ => {}
                     }
                 }
+                if let Some(g) = gate.as_ref().filter(|g| !g.started) {
+                    let status = match (&out.exit_signal, got_status) {
+                        (Some(sig), _) => format!("killed by signal {sig}"),
+                        (None, true) => format!("exit status {}", out.exit_status),
+                        (None, false) => "the connection was lost".to_string(),
+                    };
+                    return Err(self.become_failed(g, &status, ""));
+                }
                 if !got_status {
                     return Err(TransportError::Protocol {
                         host: o.host.clone(),
+                        stage: "command",
                         message: "the connection was lost before the command finished".into(),
                     });
                 }
@@ -279,38 +354,73 @@ impl Session {
             let _ = channel.close().await;
             result
         };
-        let out = tokio::time::timeout(limit, run).await.map_err(|_| TransportError::Timeout {
+        tokio::time::timeout(limit, run).await.map_err(|_| TransportError::Timeout {
             host: o.host.clone(),
+            stage: "command",
             during: "waiting for a command".into(),
             secs: started.elapsed().as_secs_f64(),
-        })??;
-        if becoming {
-            check_become(&o.host, &out, o.become_.as_ref().map(|b| b.user.as_str()).unwrap_or("root"))?;
-        }
-        Ok(out)
+        })?
     }
 
-    /// The command line and stdin to send, and whether sudo wraps it.
-    fn wrap(&self, command: &str, opts: &ExecOptions) -> Result<(String, Option<Vec<u8>>, bool), TransportError> {
+    async fn send_input(&self, channel: &russh::Channel<client::Msg>, stdin: Option<Vec<u8>>) -> Result<(), TransportError> {
+        if let Some(bytes) = stdin {
+            channel.data(&bytes[..]).await.map_err(|e| self.lost(e))?;
+        }
+        channel.eof().await.map_err(|e| self.lost(e))
+    }
+
+    /// sudo's failure, in sudo's own words (its last lines, the prompt taken out, redacted).
+    fn become_failed(&self, gate: &Gate, status: &str, extra: &str) -> TransportError {
+        let said = gate.said();
+        let secrets: Vec<&Secret> = gate.plan.password.iter().collect();
+        let said = crate::secret::redact(&said, secrets);
+        let mut lines: Vec<&str> = said.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+        if lines.len() > STDERR_TAIL_LINES {
+            lines.drain(..lines.len() - STDERR_TAIL_LINES);
+        }
+        let mut message = lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n");
+        if message.is_empty() {
+            message = "  (nothing)".into();
+        }
+        if !extra.is_empty() {
+            message = format!("{message}\n  {extra}");
+        }
+        TransportError::BecomeFailed { host: self.inner.opts.host.clone(), user: gate.plan.user.clone(), status: status.to_string(), message }
+    }
+
+    fn closed(&self) -> TransportError {
+        TransportError::Protocol { host: self.inner.opts.host.clone(), stage: "command", message: "session closed".into() }
+    }
+
+    /// The command line and stdin to send, and how sudo wraps it (None: no sudo).
+    ///
+    /// Through sudo, the command runs as `sh -c 'printf START >&2; exec sh -c COMMAND'`: the
+    /// start marker (a fresh random nonce) says sudo has started the root shell. With a
+    /// password, `sudo -S -p PROMPT` prints another fresh nonce as its prompt, so kprov answers
+    /// sudo and nothing else, and only when sudo really asks (a NOPASSWD rule or a cached
+    /// timestamp means it never does). Nonces are not secret (they show in `ps`); they only
+    /// have to be unknown to whatever wrote to stderr before them.
+    fn wrap(&self, command: &str, opts: &ExecOptions) -> Result<Wrapped, TransportError> {
         let o = &self.inner.opts;
         let become_ = match (&o.become_, opts.become_) {
             (Some(b), true) if !(o.user == "root" && b.user == "root") => b,
-            _ => return Ok((command.to_string(), opts.stdin.clone(), false)),
+            _ => return Ok((command.to_string(), opts.stdin.clone(), None)),
         };
-        let q = |s: &str| quote(s).map(|c| c.into_owned()).map_err(|e| TransportError::Protocol { host: o.host.clone(), message: e.to_string() });
+        let q = |s: &str| {
+            quote(s).map(|c| c.into_owned()).map_err(|e| TransportError::Protocol { host: o.host.clone(), stage: "command", message: e.to_string() })
+        };
         let user = q(&become_.user)?;
-        let inner = q(command)?;
-        Ok(match &become_.password {
-            // The password goes first on stdin, never in argv; -p '' keeps the prompt out of
-            // the output.
-            Some(pw) => {
-                let mut stdin = pw.expose().as_bytes().to_vec();
-                stdin.push(b'\n');
-                stdin.extend_from_slice(opts.stdin.as_deref().unwrap_or_default());
-                (format!("sudo -S -p '' -H -u {user} -- sh -c {inner}"), Some(stdin), true)
+        let start = format!("kprov-started-{}", nonce());
+        let root_shell = format!("printf '%s\\n' {start} >&2; exec sh -c {}", q(command)?);
+        let (line, prompt) = match &become_.password {
+            Some(_) => {
+                let prompt = format!("[kprov-sudo-{}]", nonce());
+                (format!("sudo -S -p {} -H -u {user} -- sh -c {}", q(&prompt)?, q(&root_shell)?), Some(prompt))
             }
-            None => (format!("sudo -n -H -u {user} -- sh -c {inner}"), opts.stdin.clone(), true),
-        })
+            None => (format!("sudo -n -H -u {user} -- sh -c {}", q(&root_shell)?), None),
+        };
+        let plan = BecomePlan { user: become_.user.clone(), password: become_.password.clone(), prompt, start };
+        Ok((line, opts.stdin.clone(), Some(plan)))
     }
 
     /// Open a session channel. sshd frees a closed channel's slot asynchronously, so under a
@@ -330,14 +440,16 @@ impl Session {
     }
 
     fn lost(&self, e: russh::Error) -> TransportError {
-        TransportError::Protocol { host: self.inner.opts.host.clone(), message: format!("connection lost: {e}") }
+        TransportError::Protocol { host: self.inner.opts.host.clone(), stage: "command", message: format!("connection lost: {e}") }
     }
 
     /// Write `content` to `path` atomically: a temp file in the same directory, mode and owner
     /// set, then renamed over the target. Nothing is left behind on failure.
     pub async fn upload(&self, path: &str, content: &[u8], opts: UploadOptions) -> Result<(), TransportError> {
         let host = &self.inner.opts.host;
-        let q = |s: &str| quote(s).map(|c| c.into_owned()).map_err(|e| TransportError::Protocol { host: host.clone(), message: e.to_string() });
+        let q = |s: &str| {
+            quote(s).map(|c| c.into_owned()).map_err(|e| TransportError::Protocol { host: host.clone(), stage: "command", message: e.to_string() })
+        };
         let dir = match path.rfind('/') {
             Some(0) => "/".to_string(),
             Some(i) => path[..i].to_string(),
@@ -353,7 +465,11 @@ impl Session {
         let out =
             self.exec(&format!("sh -c {}", q(&script)?), ExecOptions { become_: opts.become_, stdin: Some(content.to_vec()), timeout: None }).await?;
         if !out.success() {
-            return Err(TransportError::Protocol { host: host.clone(), message: format!("upload of {path} failed: {}", out.stderr_text().trim()) });
+            return Err(TransportError::Protocol {
+                host: host.clone(),
+                stage: "command",
+                message: format!("upload of {path} failed ({}): {}", exit_text(&out), crate::secret::redact(out.stderr_text().trim(), [])),
+            });
         }
         Ok(())
     }
@@ -366,19 +482,20 @@ impl Session {
 
 async fn authenticate(handle: &mut Handle<Checker>, o: &ConnectOptions) -> Result<(), TransportError> {
     let mut tried = vec![];
-    let auth_err = |e: russh::Error| TransportError::Protocol { host: o.host.clone(), message: format!("authentication: {e}") };
+    let auth_err = |e: russh::Error| TransportError::Protocol { host: o.host.clone(), stage: "auth", message: format!("authentication: {e}") };
     let hash = handle.best_supported_rsa_hash().await.map_err(auth_err)?.flatten();
-    if o.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
-            let identities = agent.request_identities().await.unwrap_or_default();
-            for id in identities {
-                let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else { continue };
-                tried.push(format!("agent key {}", if comment.is_empty() { known_hosts::fingerprint(&key) } else { comment }));
-                if let Ok(r) = handle.authenticate_publickey_with(o.user.clone(), key, hash, &mut agent).await {
-                    if r.success() {
-                        return Ok(());
-                    }
-                }
+    if o.use_agent
+        && std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+    {
+        let identities = agent.request_identities().await.unwrap_or_default();
+        for id in identities {
+            let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else { continue };
+            tried.push(format!("agent key {}", if comment.is_empty() { known_hosts::fingerprint(&key) } else { comment }));
+            if let Ok(r) = handle.authenticate_publickey_with(o.user.clone(), key, hash, &mut agent).await
+                && r.success()
+            {
+                return Ok(());
             }
         }
     }
@@ -437,43 +554,181 @@ fn prompt_passphrase(path: &std::path::Path) -> Option<crate::secret::Secret> {
     Some(s)
 }
 
-/// sudo's own failures (wrong or missing password, no rights) are exit status 1 with a
-/// `sudo:` message; the password never appears in what we report.
-fn check_become(host: &str, out: &ExecOutput, user: &str) -> Result<(), TransportError> {
-    if out.exit_status != 1 {
-        return Ok(());
+/// `exit status N` or `killed by signal S`.
+pub fn exit_text(out: &ExecOutput) -> String {
+    match &out.exit_signal {
+        Some(sig) => format!("killed by signal {sig}"),
+        None => format!("exit status {}", out.exit_status),
     }
-    let err = out.stderr_text();
-    let markers = [
-        "a password is required",
-        "incorrect password",
-        "Sorry, try again",
-        "is not in the sudoers",
-        "a terminal is required",
-        "no tty present",
-        "may not run sudo",
-    ];
-    if let Some(line) = err.lines().find(|l| markers.iter().any(|m| l.contains(m))) {
-        return Err(TransportError::BecomeFailed { host: host.to_string(), user: user.to_string(), message: line.trim().to_string() });
+}
+
+/// How long sudo may take to ask for the password or start the command. sudo answers in
+/// milliseconds, or a few seconds after a wrong password (pam_faildelay) or a slow name lookup;
+/// a sudo silent for this long is waiting for an answer to a prompt that is not kprov's.
+const SUDO_STAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Lines of sudo's output kept in an error.
+const STDERR_TAIL_LINES: usize = 10;
+
+fn started_at(t0: Instant, d: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(t0 + d)
+}
+
+/// A fresh random nonce (128 bits from the system's random source; the clock, the process and
+/// a counter if that cannot be read).
+fn nonce() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok();
+    if !random {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let seed = format!("{t}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        return crate::digest::sha256_hex(seed.as_bytes())[..32].to_string();
     }
-    Ok(())
+    hex::encode(bytes)
+}
+
+/// The command line to send, its stdin, and how sudo wraps it (None: no sudo).
+type Wrapped = (String, Option<Vec<u8>>, Option<BecomePlan>);
+
+/// How one command goes through sudo.
+#[derive(Debug)]
+struct BecomePlan {
+    user: String,
+    password: Option<Secret>,
+    /// The prompt sudo prints (`-p`), with a password only.
+    prompt: Option<String>,
+    /// What the root shell prints on stderr first, once sudo has started it.
+    start: String,
+}
+
+/// Reads sudo's stage of stderr: answers kprov's own prompt once, and sees the root shell's
+/// start marker. Pure, so the protocol is tested without a host.
+#[derive(Debug)]
+struct Gate {
+    plan: BecomePlan,
+    /// Everything sudo printed so far, prompts taken out.
+    buf: Vec<u8>,
+    answered: bool,
+    started: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum GateEvent {
+    /// sudo asked: write the password.
+    Answer,
+    /// sudo asked again (the password was wrong): end its input.
+    GiveUp,
+    /// The command runs as root; `rest` is its first stderr bytes.
+    Started { rest: Vec<u8> },
+}
+
+impl Gate {
+    fn new(plan: BecomePlan) -> Gate {
+        Gate { plan, buf: vec![], answered: false, started: false }
+    }
+
+    fn feed(&mut self, data: &[u8]) -> Vec<GateEvent> {
+        let mut events = vec![];
+        if self.started {
+            return events;
+        }
+        self.buf.extend_from_slice(data);
+        let start = format!("{}\n", self.plan.start).into_bytes();
+        loop {
+            let at_start = find(&self.buf, &start);
+            let at_prompt = self.plan.prompt.as_ref().and_then(|p| find(&self.buf, p.as_bytes()).map(|i| (i, p.len())));
+            match (at_prompt, at_start) {
+                (Some((i, len)), s) if s.is_none_or(|s| i < s) => {
+                    self.buf.drain(i..i + len);
+                    events.push(if self.answered { GateEvent::GiveUp } else { GateEvent::Answer });
+                    self.answered = true;
+                }
+                (_, Some(s)) => {
+                    let rest = self.buf.split_off(s + start.len());
+                    self.buf.truncate(s);
+                    self.started = true;
+                    if !self.buf.is_empty() {
+                        tracing::debug!("{}", crate::secret::redact(&self.said(), self.plan.password.iter()).trim_end());
+                    }
+                    events.push(GateEvent::Started { rest });
+                    return events;
+                }
+                _ => return events,
+            }
+        }
+    }
+
+    /// What sudo printed, without kprov's prompt.
+    fn said(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn gate(password: bool) -> Gate {
+        Gate::new(BecomePlan {
+            user: "root".into(),
+            password: password.then(|| Secret::new("s3cret-pw")),
+            prompt: password.then(|| "[kprov-sudo-abc]".to_string()),
+            start: "kprov-started-xyz".into(),
+        })
+    }
+
     #[test]
-    fn sudo_failures_are_recognised_and_say_no_password() {
-        let out = ExecOutput {
-            stdout: vec![],
-            stderr: b"Sorry, try again.\nsudo: 3 incorrect password attempts\n".to_vec(),
-            exit_status: 1,
-            exit_signal: None,
-        };
-        let e = check_become("h", &out, "root").unwrap_err();
-        assert!(matches!(e, TransportError::BecomeFailed { .. }));
-        let ok = ExecOutput { stdout: vec![], stderr: b"grep: nothing\n".to_vec(), exit_status: 1, exit_signal: None };
-        assert!(check_become("h", &ok, "root").is_ok());
+    fn the_password_answers_sudos_own_prompt_once_and_nothing_else() {
+        // What real sudo -S printed on the test nodes: the prompt without a newline, then the
+        // root shell's marker right after it.
+        let mut g = gate(true);
+        assert_eq!(g.feed(b"sudo: unable to resolve host n1\n[kprov-su"), vec![]);
+        assert_eq!(g.feed(b"do-abc]"), vec![GateEvent::Answer]);
+        assert_eq!(g.feed(b"kprov-started-xyz\nfirst stderr"), vec![GateEvent::Started { rest: b"first stderr".to_vec() }]);
+        assert_eq!(g.said(), "sudo: unable to resolve host n1\n");
+        // Later output is the command's, even if it prints the prompt.
+        assert_eq!(g.feed(b"[kprov-sudo-abc]"), vec![]);
+    }
+
+    #[test]
+    fn a_sudo_that_does_not_ask_gets_no_password() {
+        // NOPASSWD, or a cached timestamp: the marker comes first, no prompt at all.
+        let mut g = gate(true);
+        assert_eq!(g.feed(b"kprov-started-xyz\n"), vec![GateEvent::Started { rest: vec![] }]);
+        assert!(!g.answered);
+    }
+
+    #[test]
+    fn a_second_prompt_is_never_answered() {
+        let mut g = gate(true);
+        assert_eq!(g.feed(b"[kprov-sudo-abc]"), vec![GateEvent::Answer]);
+        assert_eq!(g.feed(b"Sorry, try again.\n[kprov-sudo-abc]"), vec![GateEvent::GiveUp]);
+        g.feed(b"\nsudo: no password was provided\nsudo: 1 incorrect password attempt\n");
+        assert!(!g.started);
+        assert_eq!(g.said(), "Sorry, try again.\n\nsudo: no password was provided\nsudo: 1 incorrect password attempt\n");
+    }
+
+    #[test]
+    fn without_a_password_only_the_marker_counts() {
+        let mut g = gate(false);
+        assert_eq!(g.feed(b"[kprov-sudo-abc]sudo: a password is required\n"), vec![]);
+        assert!(!g.started);
+        assert_eq!(g.feed(b"kprov-started-xyz\n"), vec![GateEvent::Started { rest: vec![] }]);
+    }
+
+    #[test]
+    fn nonces_differ() {
+        assert_ne!(nonce(), nonce());
+        assert_eq!(nonce().len(), 32);
     }
 }

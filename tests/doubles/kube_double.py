@@ -411,6 +411,10 @@ def kubeadm_init(args):
     print("[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods from directory \"/etc/kubernetes/manifests\"")
     if not wait_api("http://127.0.0.1:6443"):
         die("error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster: the API server did not come up (is the kubelet running?)")
+    if cert_key:
+        # As kubeadm's runUploadCerts (after wait-control-plane): the key alone on the next line.
+        print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
+        print("[upload-certs] Using certificate key:\n%s" % cert_key)
     print("[bootstrap-token] Using token: %s" % token)
     print("\nYour Kubernetes control-plane has initialized successfully!\n")
     print("To start using your cluster, you need to run the following as a regular user:\n\n  mkdir -p $HOME/.kube\n  sudo cp -i /etc/kubernetes/admin.conf $HOME/.kube/config\n  sudo chown $(id -u):$(id -g) $HOME/.kube/config\n")

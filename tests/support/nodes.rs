@@ -247,12 +247,12 @@ impl NodeSet {
             let state = lines.first().copied().unwrap_or("");
             let key = lines.iter().find(|l| l.starts_with("ssh-ed25519")).map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
             let ssh_active = lines.last() == Some(&"active");
-            if matches!(state, "running" | "degraded") && ssh_active {
-                if let Some(key) = key {
-                    if std::net::TcpStream::connect_timeout(&(n.ip, 22).into(), Duration::from_secs(1)).is_ok() {
-                        return key;
-                    }
-                }
+            if matches!(state, "running" | "degraded")
+                && ssh_active
+                && let Some(key) = key
+                && std::net::TcpStream::connect_timeout(&(n.ip, 22).into(), Duration::from_secs(1)).is_ok()
+            {
+                return key;
             }
             if Instant::now() > deadline {
                 let logs = docker(&["logs", "--tail", "30", &n.container]);
@@ -379,5 +379,60 @@ impl Drop for NodeSet {
             docker(&args);
         }
         docker(&["network", "rm", &self.network]);
+    }
+}
+
+/// A second network the test creates and attaches every node of a set to: a cluster network
+/// apart from the SSH network (hosts[].internal_address). Removed when dropped (declare it
+/// after its NodeSet, so that it goes first).
+pub struct SecondNetwork {
+    pub name: String,
+    /// Each node's address on it, by node index.
+    pub ips: Vec<Ipv4Addr>,
+    containers: Vec<String>,
+}
+
+impl NodeSet {
+    /// Create a second network (a free /24 in 10.214.0.0/16, the test's own) and connect every
+    /// node to it with a fixed address.
+    pub fn second_network(&self) -> SecondNetwork {
+        let id = random_suffix();
+        let name = format!("kprov-test-cl-{id}");
+        let mut third = None;
+        for attempt in 0..64u32 {
+            let t = (u32::from_str_radix(&id[..4], 16).unwrap_or(0) + attempt * 37) % 250 + 1;
+            let out = docker(&[
+                "network",
+                "create",
+                "--label",
+                "kprov-test=1",
+                "--subnet",
+                &format!("10.214.{t}.0/24"),
+                "--gateway",
+                &format!("10.214.{t}.1"),
+                &name,
+            ]);
+            if out.status.success() {
+                third = Some(t as u8);
+                break;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("overlap") || err.contains("in use"), "docker network create failed: {err}");
+        }
+        let third = third.expect("no free /24 in 10.214.0.0/16 for a second test network");
+        let ips: Vec<Ipv4Addr> = (0..self.nodes.len()).map(|i| Ipv4Addr::new(10, 214, third, 10 + i as u8)).collect();
+        for (n, ip) in self.nodes.iter().zip(&ips) {
+            docker_ok(&["network", "connect", "--ip", &ip.to_string(), &name, &n.container]);
+        }
+        SecondNetwork { name, ips, containers: self.nodes.iter().map(|n| n.container.clone()).collect() }
+    }
+}
+
+impl Drop for SecondNetwork {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            docker(&["network", "disconnect", "-f", &self.name, c]);
+        }
+        docker(&["network", "rm", &self.name]);
     }
 }
