@@ -1,5 +1,9 @@
 //! `kprov apply INVENTORY | PLAN.json`: bring the hosts to the inventory's state. A saved plan
 //! is applied only if the inventory, roles and every host's facts are what they were.
+//! After a successful run the hosts' facts are recorded in a facts snapshot beside the
+//! inventory (INVENTORY.facts.json, or `--save-facts FILE`) for `kprov plan --facts`: the
+//! facts the run started from when it changed nothing, else read again over the same
+//! connections (one more round trip per host, only when something changed).
 //! Exit codes: 0 success (or nothing to do), 1 any failure: a host failed, or the check after
 //! the run found a node not Ready or the smoke test failing (see `after`).
 
@@ -35,6 +39,13 @@ pub struct ApplyArgs {
     /// the checks after the run, then the report as the last line).
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Where to record the hosts' facts after a successful run, for `kprov plan --facts FILE`
+    /// (default: INVENTORY.facts.json beside the inventory).
+    #[arg(long, value_name = "FILE")]
+    pub save_facts: Option<PathBuf>,
+    /// Do not record the facts snapshot after the run.
+    #[arg(long, conflicts_with = "save_facts")]
+    pub no_save_facts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,8 +125,31 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
         } else {
             after::AfterReport::default()
         };
+        let path = args.save_facts.clone().unwrap_or_else(|| crate::facts::snapshot::default_path(&inventory_path));
+        let recorded = if args.no_save_facts || !report.success() || report.interrupted || !after.problems.is_empty() {
+            None
+        } else if !select.tags.is_empty() {
+            // Said only to someone who keeps a snapshot.
+            (args.save_facts.is_some() || path.exists()).then(|| {
+                Err(format!(
+                    "The facts snapshot {} was not updated: an apply with --tags reads only part of each host's facts; record them with kprov facts --save {} INVENTORY",
+                    path.display(),
+                    path.display()
+                ))
+            })
+        } else {
+            let inputs = p.planned.plan.inputs_sha256.clone();
+            let result = if report.changed() == 0 {
+                super::facts::save_snapshot(&path, &p.inventory, &p.engine, &p.gathered, &p.planned, &inputs)
+            } else {
+                let now = p.engine.gather_again(&p.gathered.remotes).await;
+                let planned = p.engine.plan(&now);
+                super::facts::save_snapshot(&path, &p.inventory, &p.engine, &now, &planned, &inputs)
+            };
+            Some(result.map(|n| format!("Recorded the facts of {n} host{} in {} (for kprov plan --facts).", if n == 1 { "" } else { "s" }, path.display())).map_err(|e| format!("{e:?}")))
+        };
         p.connector.close_all().await;
-        Ok(Some((report, after)))
+        Ok(Some((report, after, recorded)))
     });
     match result {
         Err(e) => {
@@ -126,7 +160,7 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
             eprintln!("The plan has errors and nothing to change; nothing was done.");
             ExitCode::from(1)
         }
-        Ok(Some((report, after))) => {
+        Ok(Some((report, after, recorded))) => {
             if args.output == Output::Json {
                 let mut v = serde_json::to_value(&report).expect("json");
                 v["cluster"] = serde_json::to_value(&after).expect("json");
@@ -143,7 +177,21 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
                     println!("Cluster check: {p}");
                 }
             }
-            if report.success() && after.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            let mut ok = report.success() && after.problems.is_empty();
+            match recorded {
+                Some(Ok(line)) if !g.quiet => eprintln!("{line}"),
+                Some(Err(message)) => {
+                    eprintln!("{message}");
+                    // With --tags that is a note, and so is a default snapshot that cannot be
+                    // written (a read-only checkout). One asked for by --save-facts fails the
+                    // run (CI relies on it), though the hosts are converged.
+                    if select.tags.is_empty() && args.save_facts.is_some() {
+                        ok = false;
+                    }
+                }
+                _ => {}
+            }
+            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
     }
 }

@@ -4,6 +4,10 @@
 //! File contents are never shown (a fact may hold a kubeconfig or a join configuration): files
 //! appear with their metadata and digest only.
 //!
+//! `--save FILE` also records the facts in a facts snapshot (see `facts::snapshot`) for
+//! `kprov plan --facts FILE`: merged with what FILE held, so a `--limit` run or an
+//! unreachable host keeps that host's earlier entry.
+//!
 //! Exit codes: 0 every selected host answered; 1 the inventory is invalid, or a host was
 //! unreachable or its facts could not be read (the others are still shown).
 
@@ -38,6 +42,11 @@ pub struct FactsArgs {
     /// Hosts read at once.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub concurrency: usize,
+    /// Also record the facts in FILE, a facts snapshot for `kprov plan --facts FILE` (no file
+    /// content that is secret, no token, key or password; see docs/ci.md). `kprov apply`
+    /// writes INVENTORY.facts.json the same way after a successful run.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 /// What `--json` prints.
@@ -124,6 +133,14 @@ pub fn run(args: &FactsArgs, g: &Globals) -> ExitCode {
         let connector = Arc::new(SshConnector::new(&inv));
         let gathered = engine.gather(connector.clone(), args.concurrency).await;
         connector.close_all().await;
+        if let Some(path) = &args.save {
+            let planned = engine.plan(&gathered);
+            let inputs = crate::engine::saved::inputs_digest(&inv.source, &roles);
+            let n = save_snapshot(path, &inv, &engine, &gathered, &planned, &inputs)?;
+            if !g.quiet {
+                eprintln!("Recorded the facts of {n} host{} in {}", if n == 1 { "" } else { "s" }, path.display());
+            }
+        }
         let hosts = engine
             .active_hosts()
             .into_iter()
@@ -156,6 +173,37 @@ pub fn run(args: &FactsArgs, g: &Globals) -> ExitCode {
         eprintln!("{e:?}");
     }
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Record the facts of `gathered` in the snapshot at `path`, merged with the entries it held
+/// for other hosts of the inventory. A file there that is not a snapshot is left alone (an
+/// error): `--save inventory.yaml` must not overwrite the inventory. Returns how many hosts
+/// were recorded now.
+pub fn save_snapshot(
+    path: &std::path::Path,
+    inv: &crate::inventory::Inventory,
+    engine: &crate::engine::Engine,
+    gathered: &crate::engine::Gathered,
+    planned: &crate::plan::Planned,
+    inputs_sha256: &str,
+) -> miette::Result<usize> {
+    use crate::facts::snapshot::{self, Snapshot};
+    let shown = path.display().to_string();
+    let previous = match std::fs::read_to_string(path) {
+        Ok(text) => Some(
+            Snapshot::parse(&shown, &text)
+                .map_err(|e| miette::Report::new(e).wrap_err(format!("not writing the facts snapshot over {shown}, which holds something else")))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(miette::miette!("cannot read {shown}: {e}")),
+    };
+    let now = snapshot::rfc3339(snapshot::now_secs());
+    let hosts = crate::engine::recorded::record(engine, gathered, planned, &now);
+    let n = hosts.len();
+    let known: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    let snap = Snapshot::merge(previous, &known, &inv.name, inputs_sha256, &now, hosts);
+    super::plan::write_atomic(path, snap.to_json().as_bytes()).map_err(|e| miette::miette!("cannot write the facts snapshot {shown}: {e}"))?;
+    Ok(n)
 }
 
 pub fn host_report(name: &str, address: &str, status: &HostStatus, facts: Option<&HostFacts>) -> HostReport {

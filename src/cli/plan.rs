@@ -1,4 +1,6 @@
 //! `kprov plan INVENTORY`: read every host's facts and show what apply would change.
+//! `kprov plan --facts FILE INVENTORY` plans from a facts snapshot instead, with no SSH at all
+//! (see `engine::recorded`): for a CI runner that cannot reach the hosts.
 //! Exit codes (as Terraform's -detailed-exitcode): 0 no changes, 2 changes, 1 error.
 
 use std::io::IsTerminal;
@@ -28,6 +30,11 @@ pub struct PlanArgs {
     /// Save the plan to FILE for `kprov apply FILE`.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Plan from the facts recorded in FILE (by `kprov apply` or `kprov facts --save`) instead
+    /// of reading the hosts: no SSH connection is made. Hosts FILE does not know are planned
+    /// as empty hosts. A plan saved from it is applied only if no host changed since.
+    #[arg(long = "facts", value_name = "FILE")]
+    pub facts: Option<PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
 }
@@ -88,29 +95,59 @@ pub async fn prepare(inv: Inventory, select: &SelectArgs, g: &Globals) -> miette
     Ok(Prepared { inventory: inv, engine, connector, gathered, planned })
 }
 
+/// The plan from a facts snapshot: the inventory and roles as for a live plan, the facts
+/// from `file`; nothing is connected to.
+pub fn plan_from_facts(inv: &Inventory, select: &SelectArgs, g: &Globals, file: &std::path::Path) -> miette::Result<Plan> {
+    use crate::facts::snapshot::{self, Snapshot};
+    connect::check_limit(inv, &select.limit)?;
+    let roles = connect::roles(g.roles.as_deref())?;
+    let selection = Selection { hosts: select.limit.clone(), tags: select.tags.clone() };
+    let engine = connect::engine(inv, &roles, &selection)?;
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        miette::miette!(
+            code = "kprov::facts::snapshot_unreadable",
+            help = "record one with `kprov facts --save FILE INVENTORY`; a successful `kprov apply` writes INVENTORY.facts.json",
+            "cannot read the facts snapshot {shown}: {e}"
+        )
+    })?;
+    let snap = Snapshot::parse(&shown, &text).map_err(miette::Report::new)?;
+    let inputs = saved::inputs_digest(&inv.source, &roles);
+    let mut planned = crate::engine::recorded::plan_from(&engine, &snap, &shown, &inputs, snapshot::now_secs());
+    planned.plan.inputs_sha256 = inputs;
+    planned.plan.inventory = inv.name.clone();
+    planned.plan.limit = select.limit.clone();
+    planned.plan.tags = select.tags.clone();
+    Ok(planned.plan)
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime")
 }
 
 pub fn run(args: &PlanArgs, g: &Globals) -> ExitCode {
-    let Some(inv) = load_inventory(&args.inventory, g) else { return ExitCode::from(1) };
-    let rt = runtime();
-    let result = rt.block_on(async {
-        let p = prepare(inv, &args.select, g).await?;
-        p.connector.close_all().await;
-        if g.verbose > 0 {
-            for h in p.engine.active_hosts() {
-                let r = super::facts::host_report(
-                    &p.engine.hosts[h].name,
-                    &p.engine.addresses[h],
-                    &p.gathered.statuses[h],
-                    p.gathered.facts[h].as_ref().ok(),
-                );
-                eprintln!("{}", host_summary(&r));
+    let Some(inv) = load_inventory(&args.inventory, g) else {
+        return ExitCode::from(1);
+    };
+    let result = match &args.facts {
+        Some(file) => plan_from_facts(&inv, &args.select, g, file),
+        None => runtime().block_on(async {
+            let p = prepare(inv, &args.select, g).await?;
+            p.connector.close_all().await;
+            if g.verbose > 0 {
+                for h in p.engine.active_hosts() {
+                    let r = super::facts::host_report(
+                        &p.engine.hosts[h].name,
+                        &p.engine.addresses[h],
+                        &p.gathered.statuses[h],
+                        p.gathered.facts[h].as_ref().ok(),
+                    );
+                    eprintln!("{}", host_summary(&r));
+                }
             }
-        }
-        Ok::<Plan, miette::Report>(p.planned.plan)
-    });
+            Ok::<Plan, miette::Report>(p.planned.plan)
+        }),
+    };
     let plan = match result {
         Ok(p) => p,
         Err(e) => {

@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod pins;
+pub mod recorded;
 pub mod saved;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@
 mod parse;
 mod query;
 mod script;
+pub mod snapshot;
 
 pub use parse::{FactParseError, normalize_sysctl, parse};
 pub use query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};

@@ -10,8 +10,8 @@
 mod model;
 mod render;
 
-pub use model::{HostPlan, HostStatus, Outcome, PLAN_FORMAT_VERSION, Plan, PlannedFetch, Step, Summary};
-pub use render::{render_json, render_markdown, render_text};
+pub use model::{FactsOrigin, HostFactsOrigin, HostPlan, HostStatus, Outcome, PLAN_FORMAT_VERSION, Plan, PlannedFetch, Step, Summary};
+pub use render::{CONTENT_NOT_RECORDED, render_json, render_markdown, render_text};
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -30,6 +30,10 @@ pub struct Plan {
     /// entry per URL and check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fetches: Vec<PlannedFetch>,
+    /// Set when the plan was made from a facts snapshot (`kprov plan --facts FILE`) rather
+    /// than from the hosts themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_facts: Option<FactsOrigin>,
 }
 
 /// One download: its URL, the check the host runs on it, the hosts and steps that make it.
@@ -60,6 +64,33 @@ impl PlannedFetch {
     pub fn verified(&self) -> bool {
         !matches!(self.check, FetchCheck::Unverified { .. })
     }
+}
+
+/// Where the facts of a plan made with `kprov plan --facts FILE` came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactsOrigin {
+    /// The snapshot file.
+    pub file: String,
+    /// When the snapshot was last written (RFC 3339, UTC) and by which kprov.
+    pub recorded_at: String,
+    pub kprov_version: String,
+    /// The inventory and roles differ from those the snapshot was recorded with (expected
+    /// in a pull request that changes them).
+    pub inventory_changed: bool,
+    pub hosts: Vec<HostFactsOrigin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFactsOrigin {
+    pub name: String,
+    /// When this host's facts were recorded; None for a host the snapshot does not know,
+    /// planned as an empty host.
+    pub recorded_at: Option<String>,
+    /// Seconds between the recording and the plan.
+    pub age_seconds: Option<u64>,
+    /// Facts the plan needed that the snapshot does not hold (planned as absent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +191,7 @@ impl Plan {
             hosts,
             steps,
             fetches: vec![],
+            from_facts: None,
         }
     }
 

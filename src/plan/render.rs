@@ -5,8 +5,12 @@ use std::fmt::Write as _;
 
 use similar::TextDiff;
 
-use super::model::{HostStatus, Outcome, Plan, Step};
-use crate::resources::{Action, Change, ContentChange};
+use super::model::{FactsOrigin, HostFactsOrigin, HostStatus, Outcome, Plan, Step};
+use crate::resources::{Action, AttributeChange, Change, ContentChange};
+
+/// What a change shows instead of a diff when the file's current content was not recorded
+/// in the facts snapshot the plan was made from (the file is secret or looks it).
+pub const CONTENT_NOT_RECORDED: &str = "changes (content not recorded)";
 
 /// Diffs longer than this many lines are collapsed in Markdown.
 const MARKDOWN_COLLAPSE_LINES: usize = 15;
@@ -53,9 +57,50 @@ fn summary_line(plan: &Plan) -> String {
     format!("Plan: {} to add, {} to change, {} to destroy, {} to run. {} unchanged.", s.add, s.change, s.destroy, s.run, s.unchanged)
 }
 
+/// The lines that head a plan made from a facts snapshot: when and by whom the facts were
+/// recorded, and how old each host's are.
+fn facts_header(origin: &FactsOrigin) -> Vec<String> {
+    let mut lines = vec![format!(
+        "Planned from facts recorded at {} by kprov {} ({}); no host was contacted.",
+        origin.recorded_at, origin.kprov_version, origin.file
+    )];
+    for h in &origin.hosts {
+        lines.push(format!("  {}: {}", h.name, host_facts_note(h)));
+    }
+    if origin.inventory_changed {
+        lines.push("The inventory or the roles changed since the facts were recorded.".to_string());
+    }
+    lines
+}
+
+fn host_facts_note(h: &HostFactsOrigin) -> String {
+    let mut note = match (&h.recorded_at, h.age_seconds) {
+        (Some(at), Some(age)) => format!("facts recorded at {at} ({} old)", crate::facts::snapshot::age_text(age)),
+        (Some(at), None) => format!("facts recorded at {at}"),
+        (None, _) => "not in the snapshot, planned as an empty host (nothing installed, OS unknown)".to_string(),
+    };
+    if !h.unrecorded.is_empty() {
+        note.push_str(&format!("; not recorded, planned as absent: {}", h.unrecorded.join(", ")));
+    }
+    note
+}
+
+fn attribute_text(a: &AttributeChange) -> String {
+    if a.old.is_none() && a.new.as_deref() == Some(CONTENT_NOT_RECORDED) {
+        return CONTENT_NOT_RECORDED.to_string();
+    }
+    format!("{} → {}", a.old.as_deref().unwrap_or("(none)"), a.new.as_deref().unwrap_or("(none)"))
+}
+
 pub fn render_text(plan: &Plan, color: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
+    if let Some(origin) = &plan.from_facts {
+        for line in facts_header(origin) {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
     for host in &plan.hosts {
         let steps: Vec<&Step> =
             plan.steps.iter().filter(|s| s.host == host.name && !matches!(s.outcome, Outcome::NoOp { .. } | Outcome::Skipped { .. })).collect();
@@ -75,8 +120,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
                 Outcome::Change(c) => {
                     let _ = writeln!(out, "  {} {}", st.action(c.action), headline(step, c));
                     for a in &c.attributes {
-                        let _ =
-                            writeln!(out, "      {}: {} → {}", a.name, a.old.as_deref().unwrap_or("(none)"), a.new.as_deref().unwrap_or("(none)"));
+                        let _ = writeln!(out, "      {}: {}", a.name, attribute_text(a));
                     }
                     if let Some(content) = &c.content {
                         for line in unified_diff(content).lines() {
@@ -103,7 +147,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     }
     fetches_text(plan, &st, &mut out);
     if !plan.has_changes() && !plan.has_errors() {
-        out.push_str("No changes. The hosts match the inventory.\n");
+        out.push_str(if plan.from_facts.is_some() {
+            "No changes. The hosts' recorded facts match the inventory.\n"
+        } else {
+            "No changes. The hosts match the inventory.\n"
+        });
     } else {
         out.push_str(&summary_line(plan));
         out.push('\n');
@@ -153,8 +201,22 @@ pub fn render_markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let title = if plan.has_changes() || plan.has_errors() { summary_line(plan) } else { "No changes.".to_string() };
     let _ = writeln!(out, "### kprov plan\n\n**{title}**\n");
-    let _ = writeln!(out, "| Host | Address | Add | Change | Destroy | Run | Unchanged | Status |");
-    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|---|");
+    let origin = plan.from_facts.as_ref();
+    if let Some(o) = origin {
+        let _ = writeln!(
+            out,
+            "_Planned from facts recorded at {} by kprov {} (`{}`); no host was contacted.{}_\n",
+            escape_md(&o.recorded_at),
+            escape_md(&o.kprov_version),
+            escape_md(&o.file),
+            if o.inventory_changed { " The inventory or the roles changed since." } else { "" }
+        );
+        let _ = writeln!(out, "| Host | Address | Add | Change | Destroy | Run | Unchanged | Status | Facts |");
+        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|---|---|");
+    } else {
+        let _ = writeln!(out, "| Host | Address | Add | Change | Destroy | Run | Unchanged | Status |");
+        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|---|");
+    }
     for host in &plan.hosts {
         let steps: Vec<&Step> = plan.steps.iter().filter(|st| st.host == host.name).collect();
         let hs = super::Summary::of(&steps.iter().map(|s| (*s).clone()).collect::<Vec<_>>());
@@ -163,9 +225,13 @@ pub fn render_markdown(plan: &Plan) -> String {
             HostStatus::Ready => "ready".to_string(),
             HostStatus::Unreachable { message } | HostStatus::FactsFailed { message } => format!("❌ {}", escape_cell(message)),
         };
+        let facts = origin
+            .and_then(|o| o.hosts.iter().find(|h| h.name == host.name))
+            .map(|h| format!(" {} |", escape_cell(&host_facts_note(h))))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |{facts}",
             escape_cell(&host.name),
             escape_cell(&host.address),
             hs.add,
@@ -192,6 +258,10 @@ pub fn render_markdown(plan: &Plan) -> String {
                 Outcome::Change(c) => {
                     let _ = writeln!(out, "- `{}` **{}/{}**: {}", c.action.sign(), step.role, step.resource, escape_md(&headline_tail(c)));
                     for a in &c.attributes {
+                        if a.old.is_none() && a.new.as_deref() == Some(CONTENT_NOT_RECORDED) {
+                            let _ = writeln!(out, "  - `{}`: {CONTENT_NOT_RECORDED}", a.name);
+                            continue;
+                        }
                         let _ = writeln!(
                             out,
                             "  - `{}`: `{}` → `{}`",
