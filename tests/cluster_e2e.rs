@@ -161,7 +161,12 @@ fn ha_three_control_planes_and_a_worker() {
     assert_eq!(nodes.matches("control-plane").count(), 3, "{nodes}");
     // Joined control planes got the admin kubeconfig; the certificate key never showed.
     assert!(set.exec(1, "test -f /etc/kubernetes/admin.conf").status.success());
-    assert!(!regex::Regex::new(r"[0-9a-f]{64}").unwrap().is_match(&String::from_utf8_lossy(&apply.stdout)));
+    // No run of 64 hex digits (a certificate key's shape) but the manifest's own digest, which
+    // the plan lists under "Downloads" as what the host checks.
+    let digest = repo.manifest_sha256("calico.yaml");
+    let stdout = String::from_utf8_lossy(&apply.stdout).to_string();
+    let hex64: Vec<&str> = regex::Regex::new(r"[0-9a-f]{64}").unwrap().find_iter(&stdout).map(|m| m.as_str()).collect();
+    assert!(hex64.iter().all(|h| *h == digest), "64 hex digits other than the manifest digest {digest} reached the output: {hex64:?}");
     let again = k.run(&["plan", p(&inv)]);
     assert_eq!(code(&again), 0, "{}", text(&again));
 
@@ -279,7 +284,11 @@ fn an_interrupted_init_is_refused_until_reset_and_joins_keep_secrets_out_of_argv
     let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian]);
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
-    let cluster = format!("  name: \"lab \\\"one\\\"\"\n  cni: flannel\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let cluster = format!(
+        "  name: \"lab \\\"one\\\"\"\n  cni: flannel\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        repo.manifest("kube-flannel.yml"),
+        repo.manifest_sha256("kube-flannel.yml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker"), (2, "worker")], &cluster, &repo.mirrors_yaml());
     // Labels on every node (the workers' never reached them before), taints on one worker.
     let y = std::fs::read_to_string(&inv).unwrap();
