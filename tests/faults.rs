@@ -172,7 +172,9 @@ fn hostile_inventory_values_create_nothing_on_the_node() {
     let k = Kprov::new();
     // Every URL points at the test's own repository server, so whatever is fetched stays on
     // the test network; the rest of each value is shell syntax that must stay inert.
-    let evil = "x$(touch /tmp/pwned1)`touch /tmp/pwned2`';touch /tmp/pwned3;'\"$(touch /tmp/pwned4)\"";
+    // No whitespace: a URL with a space or a line break is refused before anything runs
+    // (checked below); `${IFS}` is the shell's own way to split words without one.
+    let evil = "x$(touch${IFS}/tmp/pwned1)`touch${IFS}/tmp/pwned2`';touch${IFS}/tmp/pwned3;'\"$(touch${IFS}/tmp/pwned4)\"";
     let tail = format!(
         "mirrors:\n  kubernetes_apt: '{u}/{e}/{{minor}}/'\n  kubernetes_apt_key_fingerprint: {f}\n  docker_apt: '{u}/{e}'\n  docker_apt_key_fingerprint: {f}\n",
         u = repo.url,
@@ -188,6 +190,15 @@ fn hostile_inventory_values_create_nothing_on_the_node() {
     let inv = k.inventory(&set, "root", &[(0, "control-plane")], &cluster, &tail);
     let validate = k.run(&["validate", p(&inv)]);
     assert_eq!(code(&validate), 0, "the values are valid URLs: {}", text(&validate));
+    // The same values with spaces are refused by validation, naming each key.
+    let spaced = std::fs::read_to_string(&inv).unwrap().replace("${IFS}", " ");
+    let spaced_inv = inv.with_file_name("spaced.yaml");
+    std::fs::write(&spaced_inv, spaced).unwrap();
+    let refused = k.run(&["validate", p(&spaced_inv)]);
+    assert_eq!(code(&refused), 1, "{}", text(&refused));
+    for key in ["kubernetes_apt", "docker_apt", "cni_manifest"] {
+        assert!(text(&refused).contains(&format!("{key} `")), "{key}: {}", text(&refused));
+    }
     let plan = k.run(&["plan", p(&inv)]);
     assert_ne!(code(&plan), 1, "{}", text(&plan));
     let apply = k.run(&["apply", p(&inv)]);

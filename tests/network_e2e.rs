@@ -14,7 +14,11 @@ fn the_cluster_runs_on_the_internal_network_and_ssh_on_the_address() {
     let net = set.second_network();
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
-    let cluster = format!("  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let cluster = format!(
+        "  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        repo.manifest("kube-flannel.yml"),
+        repo.manifest_sha256("kube-flannel.yml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane"), (1, "worker")], &cluster, &repo.mirrors_yaml());
     let mut y = std::fs::read_to_string(&inv).unwrap();
     for (i, n) in set.nodes.iter().enumerate() {

@@ -40,7 +40,11 @@ fn ubuntu_swap_img_is_off_for_good_and_its_deb822_sources_are_left_alone() {
     assert_eq!(activations_this_boot(&set, 0).len(), 1, "the stand-in works: swap at boot");
     let sources = set.sh(0, "sha256sum /etc/apt/sources.list.d/ubuntu.sources /etc/apt/sources.list");
     let k = Kprov::new();
-    let cluster = format!("  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n", repo.manifest("kube-flannel.yml"));
+    let cluster = format!(
+        "  cni: flannel\n  pod_cidr: 10.20.0.0/16\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        repo.manifest("kube-flannel.yml"),
+        repo.manifest_sha256("kube-flannel.yml")
+    );
     let inv = k.inventory(&set, "root", &[(0, "control-plane")], &cluster, &repo.mirrors_yaml());
     let plan = k.run(&["plan", p(&inv)]);
     assert_eq!(code(&plan), 2, "{}", text(&plan));

@@ -58,7 +58,12 @@ fn plans_from_recorded_facts_without_ssh_and_refuses_them_once_stale() {
     let set = NodeSet::start(&[Flavour::Debian, Flavour::Debian, Flavour::Debian]);
     let repo = AptRepo::serve(set.gateway);
     let k = Kprov::new();
-    let cluster = format!("  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n", set.node(0).ip, repo.manifest("calico.yaml"));
+    let cluster = format!(
+        "  cni: calico\n  control_plane_endpoint: {}:6443\n  cni_manifest: {}\n  cni_manifest_sha256: {}\n",
+        set.node(0).ip,
+        repo.manifest("calico.yaml"),
+        repo.manifest_sha256("calico.yaml")
+    );
     let inv_path = k.inventory(&set, "root", &[(0, "control-plane"), (1, "control-plane"), (2, "worker")], &cluster, &repo.mirrors_yaml());
     let inv = p(&inv_path);
     let snapshot = k.path("inventory.facts.json");

@@ -44,8 +44,11 @@ pub fn disclosures(engine: &Engine, planned: &Planned) -> Vec<Disclosure> {
             ResourceSpec::KernelModule(m) => {
                 d.content_needed.insert(m.file.clone());
             }
+            // The keyring is public key material, read for its fingerprint (a keyring holding
+            // another key is replaced).
             ResourceSpec::AptRepository(a) => {
                 d.content_needed.insert(a.list_path());
+                d.content_needed.insert(a.keyring.clone());
             }
             ResourceSpec::Command(c) if c.sensitive => {
                 d.sensitive_commands.extend(c.unless.iter().chain(c.only_if.iter()).cloned());
