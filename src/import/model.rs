@@ -217,21 +217,15 @@ const OLD_GROUP_NAMES: &[(&str, &str)] = &[
     ("calico-rr", "calico_rr"),
 ];
 
-/// Host variables whose value kprov imports: a second, different value for one host is worth
+/// Host variables kprov imports besides the SSH ones (`super::SSH_VARS`): the node's cluster
+/// addresses.
+const ADDRESS_VARS: &[&str] = &["ip", "access_ip"];
+
+/// A host variable whose value kprov imports: a second, different value for one host is worth
 /// a warning (the others are listed as not imported anyway).
-const IMPORTED_HOST_VARS: &[&str] = &[
-    "ansible_host",
-    "ansible_ssh_host",
-    "ip",
-    "access_ip",
-    "ansible_user",
-    "ansible_ssh_user",
-    "ansible_port",
-    "ansible_ssh_port",
-    "ansible_ssh_private_key_file",
-    "ansible_private_key_file",
-    "ansible_become",
-];
+fn imported_host_var(name: &str) -> bool {
+    super::SSH_VARS.contains(&name) || ADDRESS_VARS.contains(&name)
+}
 
 impl Ansible {
     /// Today's name of a group: an old Kubespray name is recorded and mapped, so that every
@@ -348,7 +342,7 @@ impl Ansible {
         let in_all = group == "all" || group == "ungrouped";
         match self.hosts.iter().position(|h| h.name == host) {
             Some(i) => {
-                for v in vars.iter().filter(|v| IMPORTED_HOST_VARS.contains(&v.name.as_str())) {
+                for v in vars.iter().filter(|v| imported_host_var(&v.name)) {
                     if let Some(earlier) = self.hosts[i].vars.iter().rev().find(|e| e.name == v.name)
                         && earlier.value.canonical() != v.value.canonical()
                     {
