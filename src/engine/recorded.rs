@@ -193,7 +193,7 @@ pub fn queries_of(engine: &Engine, host: usize) -> &[FactQuery] {
 mod tests {
     use super::*;
     use crate::engine::plan_snapshots::{blank_facts, os, rpi_homelab};
-    use crate::facts::{FactValue, FileFact, HostFacts};
+    use crate::facts::{FactValue, HostFacts};
 
     fn live(engine: &Engine, facts: &[HostFacts]) -> (Gathered, Planned) {
         let n = facts.len();
@@ -216,19 +216,7 @@ mod tests {
     fn homelab_with_secrets() -> (Engine, Vec<HostFacts>) {
         let (engine, mut facts) = rpi_homelab();
         let admin = b"apiVersion: v1\nusers:\n- user:\n    client-key-data: S0VZTUFURVJJQUw=\n".to_vec();
-        facts[0].insert(
-            FactQuery::File { path: "/etc/kubernetes/admin.conf".into() },
-            FactValue::File(FileFact {
-                exists: true,
-                file_type: "regular file".into(),
-                mode: 0o600,
-                owner: "root".into(),
-                group: "root".into(),
-                size: admin.len() as u64,
-                sha256: crate::digest::sha256_hex(&admin),
-                content: Some(admin),
-            }),
-        );
+        facts[0].insert(FactQuery::File { path: "/etc/kubernetes/admin.conf".into() }, crate::facts::snapshot::tests::file(&admin));
         (engine, facts)
     }
 
@@ -293,19 +281,7 @@ mod tests {
         // changes without showing how.
         let path = "/etc/kubernetes/kprov/kubeadm-init.yaml";
         let content = b"bootstrapTokens:\n- token: abcdef.0123456789abcdef\n".to_vec();
-        facts[0].insert(
-            FactQuery::File { path: path.into() },
-            FactValue::File(FileFact {
-                exists: true,
-                file_type: "regular file".into(),
-                mode: 0o600,
-                owner: "root".into(),
-                group: "root".into(),
-                size: content.len() as u64,
-                sha256: crate::digest::sha256_hex(&content),
-                content: Some(content),
-            }),
-        );
+        facts[0].insert(FactQuery::File { path: path.into() }, crate::facts::snapshot::tests::file(&content));
         let (_, live_plan) = live(&engine, &facts);
         assert!(crate::plan::render_text(&live_plan.plan, false).contains("0123456789abcdef"), "live, the diff shows the old content");
         let snap = snapshot_of(&engine, &facts, &[0, 1, 2, 3]);

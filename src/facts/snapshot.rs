@@ -319,7 +319,8 @@ pub fn age_text(seconds: u64) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    fn file(content: &[u8]) -> FactValue {
+    /// A root-owned 0600 regular file holding `content`, as the fact script reports it.
+    pub(crate) fn file(content: &[u8]) -> FactValue {
         FactValue::File(FileFact {
             exists: true,
             file_type: "regular file".into(),
