@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine of this kind (root): installs what the tests
-# need (Docker engine if none answers, debootstrap, qemu-user-static for the arm64 node, the
+# need (Docker engine if none answers, debootstrap, qemu-user 10 for the arm64 nodes, the
 # OpenSSH client, dpkg-dev and gpg for the local apt repository), checks formatting and clippy
 # (warnings are errors), builds or loads the cached test-node images, then runs every test.
 set -euo pipefail
@@ -12,8 +12,6 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v gpg >/dev/null || need+=(gnupg)
 command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
-[ -e /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
-command -v update-binfmts >/dev/null || need+=(binfmt-support)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null || need+=(docker.io)
 fi
@@ -28,20 +26,15 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "no Docker engine answers, and starting one failed (see /var/log/kprov-dockerd.log)" >&2; exit 1; }
 fi
-# The arm64 node runs under qemu-user: binfmt_misc must be mounted and the handler enabled.
-if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
-  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
-fi
-update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "cannot register qemu-aarch64 with binfmt_misc; the Raspberry Pi tests need it" >&2; exit 1; }
+# The arm64 nodes run under qemu-user 10 registered with binfmt_misc (tests/nodes/README.md, "Emulation").
+bash tests/nodes/qemu-user.sh
 
 log "style gates: cargo fmt --check, cargo clippy --all-targets -D warnings"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 log "test-node images (built once, then cached)"
-# rpi-trixie is not built here: no test runs it (it does not boot under qemu-user, tests/nodes/README.md).
-for flavour in debian ubuntu rpi; do
+for flavour in debian ubuntu rpi rpi-trixie; do
   bash tests/nodes/build-image.sh "$flavour" >/dev/null
 done
 if [ -x tests/doubles/build-repo.sh ]; then

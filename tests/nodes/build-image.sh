@@ -47,7 +47,7 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     rootfs=$(mktemp -d /var/tmp/kprov-rootfs.XXXXXX)
     trap 'rm -rf "$rootfs"' EXIT
     if [ "$arch" != "$(dpkg --print-architecture)" ]; then
-      [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "qemu-aarch64 binfmt handler missing: apt-get install qemu-user-static binfmt-support" >&2; exit 1; }
+      [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || { echo "qemu-aarch64 binfmt handler missing: run tests/nodes/qemu-user.sh" >&2; exit 1; }
     fi
     echo "debootstrap $arch $suite (one-off, a few minutes; 10-15 under emulation)..." >&2
     debootstrap --arch="$arch" --variant=minbase \
