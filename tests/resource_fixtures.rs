@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kprov::facts::{
-    BootFact, ConfigFile, FactQuery, FactValue, FileFact, HostFacts, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
+    BootFact, ConfigFile, DpkgFact, FactQuery, FactValue, FileFact, HostFacts, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
 };
 use kprov::plan::{HostPlan, HostStatus, Outcome, Plan, Step, render_text};
 use kprov::resources::{Captures, Check, CheckContext, ResourceSpec};
@@ -86,6 +86,9 @@ struct FixtureFacts {
     packages: BTreeMap<String, FixturePackage>,
     #[serde(default)]
     services: BTreeMap<String, FixtureService>,
+    /// dpkg's unfinished work: `{}` for none, `journal: true` for an interrupted dpkg, and
+    /// `unsettled: ["NAME STATUS"]` as the fact script reads /var/lib/dpkg/status.
+    dpkg: Option<DpkgFact>,
     /// Exit status of a guard command.
     #[serde(default)]
     commands: BTreeMap<String, i32>,
@@ -374,6 +377,9 @@ impl FixtureFacts {
                 },
             };
             facts.insert(FactQuery::Service { name: unit }, FactValue::Service(fact));
+        }
+        if let Some(d) = self.dpkg {
+            facts.insert(FactQuery::Dpkg, FactValue::Dpkg(d));
         }
         for (command, exit_status) in self.commands {
             facts.insert(FactQuery::Command { command }, FactValue::Command { exit_status });

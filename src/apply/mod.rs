@@ -16,7 +16,7 @@ use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use batch::{Batch, BatchStep, StepResult};
+use batch::{Batch, BatchStep, RecoveredBatch, StepResult};
 
 use crate::facts::HostFacts;
 use crate::graph::{ReadyQueue, TaskGraph, TaskState};
@@ -140,8 +140,24 @@ impl ApplyReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    BatchStarted { host: String, steps: Vec<String> },
-    StepFinished { host: String, id: String, status: StepStatus },
+    BatchStarted {
+        host: String,
+        steps: Vec<String>,
+    },
+    StepFinished {
+        host: String,
+        id: String,
+        status: StepStatus,
+    },
+    /// A batch that ran on the host without a kprov to collect it (the connection was cut, the
+    /// host paused, kprov killed), found and cleaned up by a later batch: its status (`exit
+    /// status N`, or `died` when its runner never finished) and the end of its log, redacted.
+    BatchRecovered {
+        host: String,
+        batch: String,
+        status: String,
+        log: String,
+    },
 }
 
 pub struct ApplyOptions {
@@ -177,7 +193,8 @@ struct Job {
 
 /// What a batch's round trip brought back: the steps' results, and the script's own output
 /// (for a step that did not end: the exit status and standard error).
-type BatchOutcome = (Vec<StepResult>, ScriptOutput);
+/// Also the batches nobody collected that this one found on the host.
+type BatchOutcome = (Vec<StepResult>, ScriptOutput, Vec<RecoveredBatch>);
 
 /// Carry out `planned` over `graph`.
 pub async fn apply(
@@ -286,14 +303,17 @@ pub async fn apply(
                     let t0 = Instant::now();
                     let result = match &job.reboot {
                         Some((timeout, verify)) => match remote.reboot(*timeout).await {
-                            Ok(()) => verify_after_reboot(remote.as_ref(), verify)
-                                .await
-                                .map(|()| (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default())),
+                            Ok(()) => verify_after_reboot(remote.as_ref(), verify).await.map(|()| {
+                                (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default(), vec![])
+                            }),
                             Err(e) => Err(e),
                         },
                         // Steps' output is on stdout (2>&1 each); the batch's own standard error
                         // holds only what the shell said, shown when a step did not end.
-                        None => remote.run_script_output(batch.script()).await.map(|out| (batch.parse(&out.stdout), out)),
+                        None => remote.run_script_output(batch.script()).await.map(|out| {
+                            let (results, recovered) = (batch.parse(&out.stdout), batch.recovered(&out.stdout));
+                            (results, out, recovered)
+                        }),
                     };
                     (job, result, t0.elapsed().as_millis() as u64)
                 });
@@ -312,7 +332,7 @@ pub async fn apply(
         };
         busy.remove(&job.host);
         host_millis[job.host] += millis;
-        let (results, script_out) = match result {
+        let (results, script_out, recovered) = match result {
             Ok(r) => r,
             Err(message) => {
                 for &n in &job.tasks {
@@ -328,6 +348,10 @@ pub async fn apply(
                 continue;
             }
         };
+        for r in recovered {
+            let log = crate::secret::redact_sensitive(&r.log_tail, captures.values());
+            on_event(Event::BatchRecovered { host: hosts[job.host].name.clone(), batch: r.batch, status: r.status, log });
+        }
         let mut results = results.into_iter();
         let mut stopped = false;
         for &n in &job.tasks {

@@ -67,6 +67,7 @@ impl Progress {
                     Event::StepFinished { host, id, status } => {
                         eprintln!("[{t:7.1}s] {host}: {} {}", short(host, id), describe(status));
                     }
+                    Event::BatchRecovered { host, batch, status, log } => eprintln!("[{t:7.1}s] {host}: {}", recovered(batch, status, log)),
                 }
             }
             Progress::Bars { multi, bars, .. } => match e {
@@ -75,6 +76,9 @@ impl Progress {
                         let names: Vec<&str> = steps.iter().map(|s| short(host, s)).collect();
                         bar.set_message(names.join(", "));
                     }
+                }
+                Event::BatchRecovered { host, batch, status, log } => {
+                    let _ = multi.println(format!("{host}: {}", recovered(batch, status, log)));
                 }
                 Event::StepFinished { host, id, status } => {
                     if let Some(bar) = bars.get(host) {
@@ -123,6 +127,15 @@ impl Progress {
             _ => None,
         }
     }
+}
+
+/// An uncollected batch found on a host, and the end of its log.
+fn recovered(batch: &str, status: &str, log: &str) -> String {
+    let body: Vec<String> = log.lines().map(|l| format!("      {l}")).collect();
+    format!(
+        "a batch of an earlier run that nobody collected (batch {batch}) ended: {status}; removed, with its temp files; its log ended with:\n{}",
+        body.join("\n")
+    )
 }
 
 fn short<'a>(host: &str, id: &'a str) -> &'a str {

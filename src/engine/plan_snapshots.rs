@@ -55,6 +55,7 @@ pub(crate) fn blank_facts(script: &FactScript, os: &OsFact, raspberry_pi: bool) 
                     enablement: if exists { "enabled".into() } else { String::new() },
                 })
             }
+            FactQuery::Dpkg => FactValue::Dpkg(Default::default()),
             FactQuery::Command { .. } => FactValue::Command { exit_status: 1 },
         };
         f.insert(q.clone(), v);

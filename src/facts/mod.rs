@@ -20,7 +20,9 @@ mod script;
 pub mod snapshot;
 
 pub use parse::{FactParseError, normalize_sysctl, parse};
-pub use query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};
+pub use query::{
+    BootFact, ConfigFile, DpkgFact, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
+};
 pub use script::FactScript;
 
 use std::collections::BTreeMap;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::HostFacts;
-use super::query::{BootFact, ConfigFile, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit};
+use super::query::{
+    BootFact, ConfigFile, DpkgFact, FactQuery, FactValue, FileFact, OsFact, PackageFact, ServiceFact, SwapFact, SwapGenerator, SwapUnit,
+};
 use super::script::{FactScript, MARKER};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
@@ -237,6 +239,17 @@ fn parse_block(q: &FactQuery, lines: &[&str], fetched: Option<&[u8]>) -> Result<
         FactQuery::Module { .. } => FactValue::Module { loaded: lines.contains(&"loaded"), builtin: lines.contains(&"builtin") },
         FactQuery::Swap => FactValue::Swap(parse_swap(lines)?),
         FactQuery::Boot => FactValue::Boot(parse_boot(lines)?),
+        FactQuery::Dpkg => {
+            let mut d = DpkgFact::default();
+            for line in lines {
+                match line.split_once('=') {
+                    None if *line == "journal" => d.journal = true,
+                    Some(("pkg", v)) if !v.trim().is_empty() => d.unsettled.push(v.trim().to_string()),
+                    _ => return Err(format!("unexpected line {line:?}")),
+                }
+            }
+            FactValue::Dpkg(d)
+        }
         FactQuery::Package { .. } => {
             let status = first(lines, "status").unwrap_or_default().trim();
             // `ii` installed, `hi` held+installed; anything else (rc, un, iU...) is not usable.

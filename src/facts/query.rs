@@ -24,6 +24,10 @@ pub enum FactQuery {
     Boot,
     /// dpkg status, installed version and hold mark.
     Package { name: String },
+    /// Package work left half-done: an interrupted dpkg (/var/lib/dpkg/updates not empty) and
+    /// the packages whose status is not settled (unpacked, half-configured, half-installed,
+    /// awaiting triggers, or marked reinst-required), as `dpkg --audit` would list them.
+    Dpkg,
     /// systemd unit enablement and activity.
     Service { name: String },
     /// Exit status of a read-only guard command (`unless`/`only_if`).
@@ -40,6 +44,7 @@ impl FactQuery {
             FactQuery::Module { name } => format!("module {name}"),
             FactQuery::Swap => "swap".into(),
             FactQuery::Boot => "boot".into(),
+            FactQuery::Dpkg => "dpkg".into(),
             FactQuery::Package { name } => format!("package {name}"),
             FactQuery::Service { name } => format!("service {name}"),
             FactQuery::Command { command } => format!("command {command:?}"),
@@ -60,6 +65,7 @@ pub enum FactValue {
     Swap(SwapFact),
     Boot(BootFact),
     Package(PackageFact),
+    Dpkg(DpkgFact),
     Service(ServiceFact),
     Command { exit_status: i32 },
 }
@@ -198,6 +204,39 @@ pub struct PackageFact {
     pub installed: bool,
     pub version: Option<String>,
     pub held: bool,
+}
+
+/// What an interrupted `dpkg` left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DpkgFact {
+    /// /var/lib/dpkg/updates holds journal files: a dpkg run was cut before it recorded its work.
+    #[serde(default)]
+    pub journal: bool,
+    /// Packages whose status is not settled, as `NAME STATUS` (`containerd.io unpacked`,
+    /// `kubelet half-installed`, `kprov-fault-slow reinstreq`).
+    #[serde(default)]
+    pub unsettled: Vec<String>,
+}
+
+impl DpkgFact {
+    /// dpkg's work was interrupted: `dpkg --configure -a` (and a reinstall) are needed.
+    pub fn interrupted(&self) -> bool {
+        self.journal || !self.unsettled.is_empty()
+    }
+
+    /// Packages that `dpkg --configure -a` cannot finish: half-installed or marked
+    /// reinst-required; they are installed again.
+    pub fn to_reinstall(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .unsettled
+            .iter()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, st)| st.split(',').any(|s| s == "half-installed" || s == "reinstreq"))
+            .map(|(n, _)| n)
+            .collect();
+        v.dedup();
+        v
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,9 +74,17 @@ impl FactScript {
     }
 }
 
-const PRELUDE: &str = "\
-export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-";
+/// The environment, then: while a batch's runner is still at work on the host (a batch
+/// directory without its `rc`, see [`crate::apply::batch`]), wait for the batch lock, up to
+/// 120 s, so the facts are read after it, not in the middle of it. Builtins only
+/// when no batch is there (the no-op case): one glob and a test.
+const PRELUDE: &str = concat!(
+    "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+    "kst=${KPROV_STATE_DIR:-/var/lib/kprov}\n",
+    "for kd in \"$kst\"/batches/*; do if [ -d \"$kd\" ] && [ ! -e \"$kd/rc\" ]; then ",
+    "flock -w 120 \"$kst/batch.lock\" true 2>/dev/null || echo \"kprov: a batch still holds this host after 120s: $(cat \"$kst/holder\" 2>/dev/null)\" >&2; ",
+    "break; fi; done\n"
+);
 
 /// The shell for one query that is not batched.
 fn query_script(q: &FactQuery) -> Result<String, QuoteError> {
@@ -118,6 +126,7 @@ if tr - _ < \"/lib/modules/$kr/modules.builtin\" 2>/dev/null | grep -q \"/$km\\.
         }
         FactQuery::Swap => SWAP_SCRIPT.to_string(),
         FactQuery::Boot => BOOT_SCRIPT.to_string(),
+        FactQuery::Dpkg => DPKG_SCRIPT.to_string(),
         FactQuery::Command { command } => {
             // The guard runs in its own shell with no stdin, so it cannot eat the rest of the script.
             let c = quote(command)?;
@@ -126,6 +135,14 @@ if tr - _ < \"/lib/modules/$kr/modules.builtin\" 2>/dev/null | grep -q \"/$km\\.
         FactQuery::Package { .. } | FactQuery::Service { .. } => unreachable!("batched in render"),
     })
 }
+
+/// An interrupted dpkg: a builtin glob over dpkg's journal directory, and one `awk` over its
+/// status file for the packages whose `Status:` is not settled (what `dpkg --audit` lists:
+/// its third word is the flag, `reinstreq` when the package must be installed again; its
+/// fourth the state). `Package:` comes before `Status:` in every stanza.
+const DPKG_SCRIPT: &str = "for kf in /var/lib/dpkg/updates/*; do if [ -e \"$kf\" ]; then echo journal; fi; break; done; \
+awk '/^Package: /{p=$2} /^Status: /{if ($3 == \"reinstreq\") print \"pkg=\" p \" reinstreq\"; \
+else if ($4 != \"installed\" && $4 != \"config-files\" && $4 != \"not-installed\") print \"pkg=\" p \" \" $4}' /var/lib/dpkg/status 2>/dev/null";
 
 /// Whether a file's facts can come from the batch: the batch names a file by its path on a
 /// line of its own (`name=PATH`), so a path holding a line break is asked for on its own.

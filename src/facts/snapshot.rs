@@ -189,6 +189,8 @@ pub fn empty_value(q: &FactQuery) -> FactValue {
         FactQuery::Command { .. } => FactValue::Command { exit_status: 1 },
         // No cmdline and no cgroup controllers known: the reboot's checks are left to apply.
         FactQuery::Boot => FactValue::Boot(BootFact::default()),
+        // Nothing interrupted: the repair is left to a live plan.
+        FactQuery::Dpkg => FactValue::Dpkg(Default::default()),
     }
 }
 

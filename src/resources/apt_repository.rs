@@ -232,7 +232,6 @@ impl AptRepository {
     /// Download the key, list it in a throw-away GNUPGHOME, refuse unless it is exactly one
     /// pinned key, then write the keyring (dearmoured) atomically.
     fn key_script(&self) -> Result<String, QuoteError> {
-        let ring = quote(&self.keyring)?;
         let dir = quote(super::parent_dir(&self.keyring))?;
         let url = quote(&self.key_url)?;
         let name = quote(&self.name)?;
@@ -261,18 +260,27 @@ esac\n",
                 want = quote(&pinned.join(" "))?,
             )
         };
+        // The download and gpg's home live in a temp directory of their own, removed by the
+        // same traps as the keyring's temp file (set before either exists).
+        let producer = "if grep -q 'BEGIN PGP PUBLIC KEY BLOCK' \"$key\"; then GNUPGHOME=\"$gnupg\" gpg --batch --no-options --dearmor -o - \"$key\"; else cat \"$key\"; fi";
+        let write = crate::shell::atomic_write_script(&self.keyring, producer, 0o644, None, Some("gnupg"))?;
         Ok(format!(
             "install -d -m 0755 {dir}\n\
-key=$(mktemp {dir}/.kprov.XXXXXX)\n\
-gnupg=$(mktemp -d)\n\
-trap 'rm -rf \"$key\" \"$key.gpg\" \"$gnupg\"' EXIT\n\
+gnupg=\n\
+trap 'rm -rf ${{gnupg:+\"$gnupg\"}}' EXIT\n\
+trap 'rm -rf ${{gnupg:+\"$gnupg\"}}; trap - EXIT; exit 129' HUP\n\
+trap 'rm -rf ${{gnupg:+\"$gnupg\"}}; trap - EXIT; exit 130' INT\n\
+trap 'rm -rf ${{gnupg:+\"$gnupg\"}}; trap - EXIT; exit 141' PIPE\n\
+trap 'rm -rf ${{gnupg:+\"$gnupg\"}}; trap - EXIT; exit 143' TERM\n\
+gnupg=$(mktemp -u /tmp/.kprov.XXXXXX)\n\
+[ -z \"${{KPROV_BATCH:-}}\" ] || printf '%s\\n' \"$gnupg\" >> \"$KPROV_BATCH/tmpfiles\"\n\
+mkdir -m 0700 \"$gnupg\"\n\
+key=\"$gnupg/key\"\n\
 curl -fsSL --retry 3 --connect-timeout 20 {url} -o \"$key\"\n\
 {verify}\
-if grep -q 'BEGIN PGP PUBLIC KEY BLOCK' \"$key\"; then GNUPGHOME=\"$gnupg\" gpg --batch --no-options --yes --dearmor -o \"$key.gpg\" \"$key\"; else cp \"$key\" \"$key.gpg\"; fi\n\
-chmod 0644 \"$key.gpg\"\n\
-mv -f \"$key.gpg\" {ring}\n\
-rm -rf \"$key\" \"$gnupg\"\n\
-trap - EXIT\n"
+{write}\
+rm -rf \"$gnupg\"\n\
+gnupg=\n"
         ))
     }
 }

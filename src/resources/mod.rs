@@ -234,34 +234,17 @@ pub struct ContentChange {
     pub new: String,
 }
 
-/// Shell text that writes `content` to `path` atomically: a temp file in the same directory,
-/// mode and owner set, then a rename over the target (readers see the old or the new file,
-/// never a half-written one). The content travels base64-encoded so no byte can break out.
+/// Shell text that writes `content` to `path` atomically and crash-safely (see
+/// [`crate::shell::atomic_write_script`]: traps on every signal, fsync of the file, rename,
+/// fsync of the directory). The content travels base64-encoded so no byte can break out.
 pub(crate) fn write_file_script(path: &str, content: &[u8], mode: u32, owner: &str, group: &str) -> Result<String, QuoteError> {
-    use crate::shell::quote;
     use base64::Engine as _;
-    let p = quote(path)?;
-    let dir = quote(parent_dir(path))?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(content);
-    let og = quote(&format!("{owner}:{group}"))?.into_owned();
-    Ok(format!(
-        "mkdir -p {dir}\n\
-tmp=$(mktemp {dir}/.kprov.XXXXXX)\n\
-trap 'rm -f \"$tmp\"' EXIT\n\
-printf %s '{b64}' | base64 -d > \"$tmp\"\n\
-chmod {mode:o} \"$tmp\"\n\
-chown {og} \"$tmp\"\n\
-mv -f \"$tmp\" {p}\n\
-trap - EXIT\n"
-    ))
+    crate::shell::atomic_write_script(path, &format!("printf %s '{b64}' | base64 -d"), mode, Some(&format!("{owner}:{group}")), None)
 }
 
 pub(crate) fn parent_dir(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &path[..i],
-        None => ".",
-    }
+    crate::shell::parent_dir(path)
 }
 
 /// Show a file's bytes as text for a diff, or None when it is not UTF-8.

@@ -443,25 +443,24 @@ impl Session {
         TransportError::Protocol { host: self.inner.opts.host.clone(), stage: "command", message: format!("connection lost: {e}") }
     }
 
-    /// Write `content` to `path` atomically: a temp file in the same directory, mode and owner
-    /// set, then renamed over the target. Nothing is left behind on failure.
+    /// Write `content` to `path` atomically and crash-safely ([`crate::shell::atomic_write_script`]:
+    /// a temp file in the same directory, mode and owner set, fsynced, renamed over the target,
+    /// the directory fsynced). Nothing is left behind on failure or on a signal.
     pub async fn upload(&self, path: &str, content: &[u8], opts: UploadOptions) -> Result<(), TransportError> {
         let host = &self.inner.opts.host;
         let q = |s: &str| {
             quote(s).map(|c| c.into_owned()).map_err(|e| TransportError::Protocol { host: host.clone(), stage: "command", message: e.to_string() })
         };
-        let dir = match path.rfind('/') {
-            Some(0) => "/".to_string(),
-            Some(i) => path[..i].to_string(),
-            None => ".".to_string(),
+        let og = match (&opts.owner, &opts.group) {
+            (None, None) => None,
+            (o, g) => Some(format!("{}:{}", o.as_deref().unwrap_or(""), g.as_deref().unwrap_or("")).trim_end_matches(':').to_string()),
         };
-        let mut script =
-            format!("set -e\ntmp=$(mktemp {}/.kprov.XXXXXX)\ntrap 'rm -f \"$tmp\"' EXIT\ncat > \"$tmp\"\nchmod {:o} \"$tmp\"\n", q(&dir)?, opts.mode);
-        if opts.owner.is_some() || opts.group.is_some() {
-            let og = format!("{}:{}", opts.owner.as_deref().unwrap_or(""), opts.group.as_deref().unwrap_or(""));
-            script.push_str(&format!("chown {} \"$tmp\"\n", q(og.trim_end_matches(':'))?));
-        }
-        script.push_str(&format!("mv -f \"$tmp\" {}\ntrap - EXIT\n", q(path)?));
+        let write = crate::shell::atomic_write_script(path, "cat", opts.mode, og.as_deref(), None).map_err(|e| TransportError::Protocol {
+            host: host.clone(),
+            stage: "command",
+            message: e.to_string(),
+        })?;
+        let script = format!("set -e\n{write}");
         let out =
             self.exec(&format!("sh -c {}", q(&script)?), ExecOptions { become_: opts.become_, stdin: Some(content.to_vec()), timeout: None }).await?;
         if !out.success() {
