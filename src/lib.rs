@@ -7,6 +7,7 @@
 //! - [`inventory`]: the YAML model, parsing with spans, validation with miette diagnostics, JSON schema.
 //! - [`transport`]: the SSH client (russh): auth, known_hosts, jump hosts, exec, upload, become.
 //! - [`kube_fields`]: the field sets of kubeadm's, the kubelet's and kube-proxy's config types (derived from upstream).
+//! - [`kube_settings`]: the validated kubeadm, kubelet and kube-proxy settings and their serialization into kubeadm's documents.
 //! - [`secret`]: the `Secret` wrapper that keeps tokens and passwords out of logs and plans.
 //! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
 
@@ -19,6 +20,7 @@ pub mod graph;
 pub mod import;
 pub mod inventory;
 pub mod kube_fields;
+pub mod kube_settings;
 pub mod plan;
 pub mod preflight;
 pub mod resources;

@@ -32,6 +32,7 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
             min_memory_mib: inv.cluster.preflight.min_memory_mib,
             ignore: inv.cluster.preflight.ignore.clone(),
         },
+        kube: inv.cluster.kube.clone(),
     };
     let hosts: Vec<HostValues> = inv
         .hosts
@@ -53,6 +54,7 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
             advertise_address: h.advertise_address.clone(),
             watchdog: h.raspberry_pi.watchdog,
             ssh_user: h.ssh.user.clone(),
+            kubelet: h.kubelet.clone(),
         })
         .collect();
     // A local manifest file is read here and shipped inside the script (kprov hashes it, and

@@ -5,7 +5,9 @@
 //! A role sees:
 //! - `cluster`: name, kubernetes_version (minor, "1.34"), kubernetes_patch_version (or none),
 //!   package_version (apt glob, "1.34.*"), pod_cidr, service_cidr, cni, control_plane_endpoint,
-//!   advertise_address;
+//!   advertise_address; kube (cluster_configuration, kubelet_configuration and
+//!   kube_proxy_configuration: the extra fields of kubeadm's documents, as values for the
+//!   `yaml_block` filter; image_repository, dns_domain, patches_dir);
 //! - `cni`: namespace and daemonset of the chosen CNI, default_cidr its manifest hard-codes,
 //!   sha256 the downloaded manifest must have, builtin (kprov's pinned manifest), version,
 //!   image (kube-router's pinned image), helm (Cilium: version, arch.{amd64,arm64}.{url,sha256}),
@@ -44,6 +46,8 @@ pub struct ClusterValues {
     pub control_plane_endpoint: String,
     pub advertise_address: String,
     pub preflight: crate::preflight::Policy,
+    /// kubeadm, kubelet and kube-proxy settings; default: kubeadm's own.
+    pub kube: crate::kube_settings::KubeSettings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +63,8 @@ pub struct HostValues {
     pub advertise_address: Option<String>,
     pub watchdog: bool,
     pub ssh_user: String,
+    /// KubeletConfiguration fields for this node over the cluster's (a kubeadm merge patch).
+    pub kubelet: serde_json::Map<String, Json>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,6 +123,54 @@ fn host_json(h: &HostValues, first_cp: Option<&str>) -> Json {
         "is_control_plane": cp,
         "is_first_control_plane": first_cp == Some(h.name.as_str()),
         "is_worker": h.roles.iter().any(|r| r == "worker"),
+        "kubelet_patch": kubelet_patch(&h.kubelet),
+        "managed_labels": node_labels.join(" "),
+        "managed_taints": h.taints.iter().map(taint_spec).collect::<Vec<_>>().join(" "),
+        "managed": managed_keys(h),
+    })
+}
+
+/// A taint as kubectl writes it: `key=value:Effect` or `key:Effect`.
+fn taint_spec(t: &TaintValues) -> String {
+    match &t.value {
+        Some(v) if !v.is_empty() => format!("{}={v}:{}", t.key, t.effect),
+        _ => format!("{}:{}", t.key, t.effect),
+    }
+}
+
+/// What kprov manages on the node, as its `kprov.io/managed` annotation lists it: `l=KEY` for
+/// each inventory label, `t=KEY:EFFECT` for each inventory taint (never kubeadm's own
+/// control-plane taint unless the inventory names it).
+fn managed_keys(h: &HostValues) -> String {
+    let labels = h.labels.keys().map(|k| format!("l={k}"));
+    let taints = h.taints.iter().map(|t| format!("t={}:{}", t.key, t.effect));
+    labels.chain(taints).collect::<Vec<_>>().join(" ")
+}
+
+/// Where kubeadm finds a node's own patches (`patches.directory`), and the kubelet's.
+pub const PATCHES_DIR: &str = "/etc/kubernetes/kprov/patches";
+
+/// The node's kubelet overrides as kubeadm's `kubeletconfiguration+merge.json` patch (JSON,
+/// written by a serializer), or "" when it has none.
+fn kubelet_patch(fields: &serde_json::Map<String, Json>) -> String {
+    if fields.is_empty() {
+        return String::new();
+    }
+    let mut text = serde_json::to_string_pretty(fields).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+/// What the kubeadm templates read under `cluster.kube`: the documents' extra fields, built
+/// here as values and serialized by the `yaml_block` filter.
+fn kube_json(k: &crate::kube_settings::KubeSettings) -> Json {
+    json!({
+        "cluster_configuration": k.cluster_configuration(),
+        "kubelet_configuration": k.kubelet_configuration(),
+        "kube_proxy_configuration": k.kube_proxy_configuration(),
+        "image_repository": k.image_repository,
+        "dns_domain": k.dns_domain,
+        "patches_dir": PATCHES_DIR,
     })
 }
 
@@ -215,6 +269,7 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
     });
     let mut cluster_json = serde_json::to_value(cluster).expect("plain data");
     cluster_json["package_version"] = json!(package_version);
+    cluster_json["kube"] = kube_json(&cluster.kube);
     // What every host sees alike is converted once and shared (minijinja values are
     // reference-counted): a context costs the same at 3 hosts and at 1000.
     let shared_cluster = crate::roles::to_value(&cluster_json);

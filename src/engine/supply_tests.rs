@@ -30,6 +30,7 @@ fn cluster(cni: &str) -> ClusterValues {
         control_plane_endpoint: "192.0.2.10:6443".into(),
         advertise_address: "192.0.2.10".into(),
         preflight: crate::preflight::Policy::default(),
+        kube: Default::default(),
     }
 }
 
@@ -49,6 +50,7 @@ fn host_context(cni: &str, mirrors: &MirrorValues, local: Option<&[u8]>, arch: &
         advertise_address: None,
         watchdog: false,
         ssh_user: "root".into(),
+        kubelet: Default::default(),
     };
     let ctx = context::build(&cluster(cni), &[host], mirrors, local).remove(0);
     let mut facts = HostFacts::default();
@@ -328,6 +330,7 @@ fn cilium_is_installed_with_the_pinned_helm_and_chart_on_both_architectures() {
         advertise_address: None,
         watchdog: false,
         ssh_user: "root".into(),
+        kubelet: Default::default(),
     };
     let bare = context::build(&cluster("cilium"), &[host], &default_mirrors(), None).remove(0);
     let decl = roles.role("control-plane-init").unwrap().resources.iter().find(|r| r.name == "cni").unwrap().clone();

@@ -6,6 +6,7 @@
 
 mod diagnostic;
 pub mod model;
+mod settings;
 mod structure;
 mod trust;
 mod validate;

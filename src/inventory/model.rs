@@ -68,6 +68,99 @@ pub struct ClusterSpec {
     /// Preflight thresholds.
     #[serde(default)]
     pub preflight: PreflightSpec,
+    /// kubeadm's ClusterConfiguration settings: API server certificate names, extra arguments
+    /// of the control-plane components, feature gates, image repository, DNS domain.
+    #[serde(default)]
+    pub kubeadm: KubeadmSpec,
+    /// Fields of the kubelet's KubeletConfiguration (kubelet.config.k8s.io/v1beta1) for every
+    /// node, named as the real type names them: `maxPods: 200`, `systemReserved: { cpu: 500m }`,
+    /// `evictionHard: { memory.available: 200Mi }`, `serializeImagePulls: false`. Every field,
+    /// nested ones too, is checked against the real type.
+    #[schemars(schema_with = "super::settings::kubelet_schema")]
+    pub kubelet: Option<Spanned<serde_json::Value>>,
+    /// kube-proxy's mode and settings.
+    #[serde(default)]
+    pub kube_proxy: KubeProxySpec,
+}
+
+/// kubeadm ClusterConfiguration settings (kubeadm.k8s.io/v1beta4).
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeadmSpec {
+    /// Extra names (DNS names or IPs; `*.example.com` allowed) in the API server's serving
+    /// certificate (apiServer.certSANs), e.g. a load balancer's name.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub cert_sans: Vec<Spanned<String>>,
+    /// Extra kube-apiserver arguments, name (without `--`) → value: `audit-log-maxage: "30"`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ArgValue>")]
+    pub apiserver_extra_args: BTreeMap<String, Spanned<serde_json::Value>>,
+    /// Extra kube-controller-manager arguments.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ArgValue>")]
+    pub controller_manager_extra_args: BTreeMap<String, Spanned<serde_json::Value>>,
+    /// Extra kube-scheduler arguments.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ArgValue>")]
+    pub scheduler_extra_args: BTreeMap<String, Spanned<serde_json::Value>>,
+    /// Extra arguments of the local etcd (etcd.local.extraArgs).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ArgValue>")]
+    pub etcd_extra_args: BTreeMap<String, Spanned<serde_json::Value>>,
+    /// Kubernetes feature gates, `Name: true|false`, for the API server, controller-manager,
+    /// scheduler, every kubelet and kube-proxy.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, bool>")]
+    pub feature_gates: BTreeMap<String, Spanned<bool>>,
+    /// Where kubeadm pulls the control-plane images from (imageRepository), for a private or
+    /// air-gapped registry: `registry.example.com/k8s`. Default: registry.k8s.io.
+    #[schemars(with = "Option<String>")]
+    pub image_repository: Option<Spanned<String>>,
+    /// The cluster's DNS domain (networking.dnsDomain; the kubelet's clusterDomain follows it).
+    /// Default: cluster.local.
+    #[schemars(with = "Option<String>")]
+    pub dns_domain: Option<Spanned<String>>,
+}
+
+/// A command-line argument's value: a string, number or boolean (written as text).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ArgValue {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
+/// kube-proxy settings (kubeproxy.config.k8s.io/v1alpha1).
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubeProxySpec {
+    /// iptables, ipvs or nftables. Default: kube-proxy's own (iptables on Linux).
+    pub mode: Option<ProxyMode>,
+    /// Further KubeProxyConfiguration fields, named as the real type names them:
+    /// `ipvs: { scheduler: rr }`, `conntrack: { maxPerCore: 0 }`. Checked against the real type.
+    #[schemars(schema_with = "super::settings::kube_proxy_schema")]
+    pub settings: Option<Spanned<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    Iptables,
+    Ipvs,
+    Nftables,
+}
+
+impl ProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::Iptables => "iptables",
+            ProxyMode::Ipvs => "ipvs",
+            ProxyMode::Nftables => "nftables",
+        }
+    }
 }
 
 /// A version written as a string or a number (YAML reads 1.34 as a float).
@@ -219,6 +312,10 @@ pub struct HostSpec {
     /// Raspberry Pi settings.
     #[serde(default)]
     pub raspberry_pi: RaspberryPiSpec,
+    /// KubeletConfiguration fields for this node only, over `cluster.kubelet` (a kubeadm
+    /// merge patch of the node's kubelet configuration): `maxPods: 50`.
+    #[schemars(schema_with = "super::settings::kubelet_schema")]
+    pub kubelet: Option<Spanned<serde_json::Value>>,
 }
 
 /// A node taint: `{ key: dedicated, value: gpu, effect: NoSchedule }`.

@@ -49,6 +49,9 @@ pub struct Cluster {
     pub fetch_admin_conf: Option<PathBuf>,
     pub smoke_test: bool,
     pub preflight: PreflightSpec,
+    /// kubeadm, kubelet and kube-proxy settings (`cluster.kubeadm`, `cluster.kubelet`,
+    /// `cluster.kube_proxy`).
+    pub kube: crate::kube_settings::KubeSettings,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +69,8 @@ pub struct Host {
     /// A control plane's API server address when it is not `address` (always an IP).
     pub advertise_address: Option<String>,
     pub raspberry_pi: RaspberryPiSpec,
+    /// KubeletConfiguration fields for this node over the cluster's (`hosts[].kubelet`).
+    pub kubelet: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -274,10 +279,18 @@ impl Validator {
         // what would break a generated line (mirror URLs), in their own functions below.
         let kubelet_ok = self.node_registration(f, src);
         let mirrors_ok = self.mirror_urls(f);
-        if !(kubelet_ok && mirrors_ok) {
+        let (settings_diags, settings) = super::settings::validate(f, src);
+        self.diags.extend(settings_diags);
+        let (Some(settings), true, true) = (settings, kubelet_ok, mirrors_ok) else {
             return None;
+        };
+        let mut cluster = cluster?;
+        cluster.kube = settings.settings;
+        let mut hosts = hosts?;
+        for (h, k) in hosts.iter_mut().zip(settings.host_kubelet) {
+            h.kubelet = k;
         }
-        Some(Inventory { name: name.to_string(), source: src.clone(), cluster: cluster?, hosts: hosts?, mirrors: f.mirrors.clone() })
+        Some(Inventory { name: name.to_string(), source: src.clone(), cluster, hosts, mirrors: f.mirrors.clone() })
     }
 
     fn hosts(&mut self, f: &InventoryFile) -> Option<Vec<Host>> {
@@ -384,6 +397,7 @@ impl Validator {
                             .collect(),
                         advertise_address: h.advertise_address.as_ref().map(|a| a.value.clone()),
                         raspberry_pi: h.raspberry_pi.clone(),
+                        kubelet: serde_json::Map::new(),
                     }
                 })
                 .collect(),
@@ -675,6 +689,7 @@ impl Validator {
             fetch_admin_conf: c.fetch_admin_conf.as_ref().map(|p| expand_home(p)),
             smoke_test: c.smoke_test,
             preflight: c.preflight.clone(),
+            kube: Default::default(),
         })
     }
 
@@ -760,7 +775,7 @@ fn is_name_part(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|l| {
             let b = l.as_bytes();

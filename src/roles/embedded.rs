@@ -13,6 +13,7 @@ pub const ROLES: &[(&str, &str)] = &[
     ("80-join-command.yaml", include_str!("../../roles/80-join-command.yaml")),
     ("90-control-plane-join.yaml", include_str!("../../roles/90-control-plane-join.yaml")),
     ("95-worker-join.yaml", include_str!("../../roles/95-worker-join.yaml")),
+    ("99-node-labels.yaml", include_str!("../../roles/99-node-labels.yaml")),
 ];
 
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -27,6 +28,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("kubeadm/join-done.sh.j2", include_str!("../../templates/kubeadm/join-done.sh.j2")),
     ("kubeadm/join.sh.j2", include_str!("../../templates/kubeadm/join.sh.j2")),
     ("kubeadm/join.yaml.j2", include_str!("../../templates/kubeadm/join.yaml.j2")),
+    ("kubeadm/node-labels.sh.j2", include_str!("../../templates/kubeadm/node-labels.sh.j2")),
     ("kubeadm/node-registration.yaml.j2", include_str!("../../templates/kubeadm/node-registration.yaml.j2")),
     ("kubeadm/worker-end-state.sh.j2", include_str!("../../templates/kubeadm/worker-end-state.sh.j2")),
 ];

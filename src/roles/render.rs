@@ -114,6 +114,10 @@ fn environment(roles: &RoleSet, undefined: UndefinedBehavior) -> Environment<'st
     // never change the document's structure. Every value a template puts into YAML goes
     // through it.
     env.add_filter("yaml", yaml_scalar);
+    // `{{ value | yaml_block(indent) }}` writes a mapping or list as block YAML, every scalar
+    // (and every key that is not a plain name) as a JSON scalar: the same guarantee for
+    // structured settings (the kubelet's passthrough fields, extra arguments).
+    env.add_filter("yaml_block", yaml_block);
     for (name, text) in &roles.templates {
         if let Err(e) = env.add_template_owned(name.clone(), text.clone()) {
             // A broken template is reported when it is used, with its name.
@@ -132,6 +136,17 @@ fn yaml_scalar(state: &minijinja::State, value: Value) -> Result<String, minijin
         return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "`| yaml` of an undefined value"));
     }
     serde_json::to_string(&value).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+}
+
+fn yaml_block(state: &minijinja::State, value: Value, indent: Option<usize>) -> Result<String, minijinja::Error> {
+    if value.is_undefined() {
+        if state.undefined_behavior() != UndefinedBehavior::Strict {
+            return Ok(String::new());
+        }
+        return Err(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "`| yaml_block` of an undefined value"));
+    }
+    let json = serde_json::to_value(&value).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))?;
+    Ok(crate::kube_settings::block_yaml(&json, indent.unwrap_or(0)))
 }
 
 fn is_single_expression(s: &str) -> bool {

@@ -171,6 +171,14 @@ class Api(http.server.BaseHTTPRequestHandler):
             if b.get("roles"):
                 n["roles"] = b["roles"]
             return 200, {}
+        if self.path == "/node-update":
+            n = s["nodes"].get(b.get("name"))
+            if n is None:
+                return 404, {"error": 'nodes "%s" not found' % b.get("name")}
+            for field in ("labels", "taints", "annotations"):
+                if field in b:
+                    n[field] = b[field]
+            return 200, {}
         if self.path == "/etcd-member":
             s.setdefault("etcd_members", [])
             if b.get("name") not in s["etcd_members"]:
@@ -680,6 +688,98 @@ def fail_validation(errors):
         die("\n".join(errors) + "\nTo see the stack trace of this error execute with --v=5 or higher")
 
 
+# ---------------------------------------------------------------- patches and the kubelet's configuration
+#
+# kubeadm's `patches.directory` (InitConfiguration, JoinConfiguration) holds files named
+# "target[suffix][+patchtype].extension": target one of PATCH_TARGETS, patchtype strategic
+# (the default), merge or json, extension json or yaml; other names are ignored with a line
+# saying so, an unknown patch type is an error. The double applies merge patches (RFC 7386)
+# to the kubelet's configuration, the one target kprov patches, and refuses the other types
+# for it rather than pretend.
+
+PATCH_TARGETS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubeletconfiguration", "corednsdeployment")
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+
+
+def merge_patch(doc, patch):
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(doc) if isinstance(doc, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def apply_patches(patches, target, doc, phase_name):
+    directory = (patches or {}).get("directory")
+    if not directory:
+        return doc
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as e:
+        die("error execution phase %s: could not list patch files for path \"%s\": %s" % (phase_name, directory, e))
+    for name in names:
+        base, dot, ext = name.rpartition(".")
+        if not dot or ext not in ("json", "yaml"):
+            print("[patches] Ignored patch file \"%s\": the extension is not json or yaml" % name)
+            continue
+        head, plus, kind = base.partition("+")
+        kind = kind if plus else "strategic"
+        found = [t for t in PATCH_TARGETS if head.startswith(t)]
+        if not found:
+            print("[patches] Ignored patch file \"%s\": unknown target, must be one of %s" % (name, list(PATCH_TARGETS)))
+            continue
+        if kind not in ("strategic", "merge", "json"):
+            die("error execution phase %s: could not parse patch file \"%s\": unknown or missing patch type \"%s\", must be one of [strategic merge json]" % (phase_name, name, kind))
+        if max(found, key=len) != target:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            text = open(path).read()
+            patch = json.loads(text) if ext == "json" else (parse_yaml_documents(text) or [None])[0]
+        except (OSError, ValueError, ConfigError) as e:
+            die("error execution phase %s: could not read patch file \"%s\": %s" % (phase_name, path, e))
+        if kind != "merge":
+            die("error execution phase %s: kubeadm double: patch type \"%s\" is not implemented for %s (%s)" % (phase_name, kind, target, path))
+        doc = merge_patch(doc, patch)
+        print("[patches] Applied patch of type \"application/merge-patch+json\" to target \"%s\"" % target)
+    return doc
+
+
+def dump_yaml(obj, indent=0):
+    """Block YAML with JSON scalars (the subset parse_yaml_documents reads back)."""
+    pad, lines = " " * indent, []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append("%s%s:" % (pad, json.dumps(k)))
+                lines.append(dump_yaml(v, indent + 2))
+            else:
+                lines.append("%s%s: %s" % (pad, json.dumps(k), json.dumps(v) if not isinstance(v, (dict, list)) else ("{}" if isinstance(v, dict) else "[]")))
+    elif isinstance(obj, list):
+        for v in obj:
+            if isinstance(v, (dict, list)) and v:
+                lines.append("%s-" % pad)
+                lines.append(dump_yaml(v, indent + 2))
+            else:
+                lines.append("%s- %s" % (pad, json.dumps(v) if not isinstance(v, (dict, list)) else ("{}" if isinstance(v, dict) else "[]")))
+    return "\n".join(lines)
+
+
+def write_kubelet_config(doc, phase_name):
+    """The kubelet's configuration file, after kubeadm's patches; the kubelet refuses a field its
+    type does not have (strict decoding), so the double does too."""
+    table = field_table()
+    errors = []
+    _check_struct(doc, table["kinds"]["kubelet.config.k8s.io/v1beta1"]["KubeletConfiguration"], "", table, errors)
+    if errors:
+        die("error execution phase %s: the kubelet's configuration is invalid: strict decoding error: %s" % (phase_name, "; ".join(errors)))
+    write(KUBELET_CONFIG, dump_yaml(doc) + "\n")
+
+
 # ---------------------------------------------------------------- phases (and faults on request)
 #
 # A test makes a phase fail by writing its name to /etc/kprov-double/fail-phase on the node
@@ -806,7 +906,8 @@ def kubeadm_init(args):
         write(K8S + "/manifests/%s.yaml" % m, manifest % (m, m, m, advertise, svc_cidr, pod_cidr), 0o600)
     phase("init", "kubelet-start")
     problem, labels = node_labels_problem(reg["node_labels"])
-    write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: %s\n" % (kubelet_cfg.get("cgroupDriver") or "systemd"))
+    kubelet_doc = dict(kubelet_cfg) or {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}
+    write_kubelet_config(apply_patches(init.get("patches"), "kubeletconfiguration", kubelet_doc, "kubelet-start"), "kubelet-start")
     write_node_name(node)
     # The API's state ("etcd"): the node registers itself once the kubelet runs.
     os.makedirs(STATE_DIR, exist_ok=True)
@@ -829,8 +930,10 @@ def kubeadm_init(args):
         die("error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster: the API server did not come up (is the kubelet running?)")
     base = "http://127.0.0.1:6443"
     phase("init", "upload-config")
-    call(base, "POST", "/apply", {"objects": [{"kind": "ConfigMap", "name": "kubeadm-config", "namespace": "kube-system"},
-                                              {"kind": "ConfigMap", "name": "kubelet-config", "namespace": "kube-system"}]})
+    # The ConfigMaps hold the documents as given (kubeadm's hold them defaulted): a joining node
+    # reads the kubelet's configuration from kubelet-config, as the real join does.
+    call(base, "POST", "/apply", {"objects": [{"kind": "ConfigMap", "name": "kubeadm-config", "namespace": "kube-system", "data": {"ClusterConfiguration": cluster_cfg}},
+                                              {"kind": "ConfigMap", "name": "kubelet-config", "namespace": "kube-system", "data": {"kubelet": kubelet_doc}}]})
     phase("init", "upload-certs")
     cert_key = secrets.token_hex(32) if "upload-certs" in opts else ""
     if cert_key:
@@ -848,6 +951,7 @@ def kubeadm_init(args):
     phase("init", "kubelet-finalize")
     phase("init", "addon")
     call(base, "POST", "/apply", {"objects": [{"kind": "Deployment", "name": "coredns", "namespace": "kube-system"},
+                                              {"kind": "ConfigMap", "name": "kube-proxy", "namespace": "kube-system", "data": {"config.conf": docs.get("KubeProxyConfiguration", {})}},
                                               {"kind": "DaemonSet", "name": "kube-proxy", "namespace": "kube-system"}]})
     print("[addons] Applied essential addon: CoreDNS\n[addons] Applied essential addon: kube-proxy")
     phase("init", "show-join-command")
@@ -882,6 +986,7 @@ def kubeadm_join(args):
             validate_api_endpoint((cp_cfg or {}).get("localAPIEndpoint"), "controlPlane.localAPIEndpoint", errors)
         advertise = str(dig(cp_cfg or {}, "localAPIEndpoint", "advertiseAddress", default="") or "")
         reg = node_registration(cfg.get("nodeRegistration"), errors)
+        patches = cfg.get("patches")
         ignored = set(dig(cfg, "nodeRegistration", "ignorePreflightErrors", default=[]) or [])
         if not endpoint:
             errors.append('discovery.bootstrapToken.apiServerEndpoint: Invalid value: "": discovery.bootstrapToken.apiServerEndpoint must be set')
@@ -895,6 +1000,7 @@ def kubeadm_join(args):
         if cp and advertise and not is_ip(advertise):
             errors.append('controlPlane.localAPIEndpoint.advertiseAddress: Invalid value: "%s": ip address is not valid' % advertise)
         reg = {"name": opts.get("node-name"), "node_labels": "", "taints": [], "has_taints": False}
+        patches = None
         ignored = set()
     ignored |= set(x.strip() for x in str(opts.get("ignore-preflight-errors", "")).split(",") if x.strip())
     if not re.match(r"^[a-z0-9]{6}\.[a-z0-9]{16}$", token):
@@ -928,7 +1034,11 @@ def kubeadm_join(args):
     if not cp:
         write(K8S + "/pki/ca.crt", out.get("ca", ""))
     write(K8S + "/bootstrap-kubelet.conf", kubeconfig("https://" + endpoint, "tls-bootstrap-token-user"), 0o600)
-    write("/var/lib/kubelet/config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n")
+    _, objects = call(base, "GET", "/objects")
+    kubelet_doc = next((o.get("data", {}).get("kubelet") for o in objects or [] if o.get("kind") == "ConfigMap" and o.get("name") == "kubelet-config"), None)
+    if not kubelet_doc:
+        die("error execution phase kubelet-start: configmaps \"kubelet-config\" is forbidden: the cluster has no kubelet configuration")
+    write_kubelet_config(apply_patches(patches, "kubeletconfiguration", kubelet_doc, "kubelet-start"), "kubelet-start")
     write_node_name(node)
     print("[kubelet-start] Starting the kubelet")
     restart_kubelet()
@@ -1193,12 +1303,14 @@ def kubectl(args):
             if not nodes:
                 die('Error from server (NotFound): nodes "%s" not found' % what[1])
         out = opts.get("o") or opts.get("output")
-        if out == "json":
-            items = [{"metadata": {"name": n["name"], "labels": n.get("labels", {})},
-                      "spec": dict({"unschedulable": n.get("unschedulable", False)}, **({"taints": n["taints"]} if n.get("taints") else {})),
-                      "status": {"conditions": [{"type": "Ready", "status": "True" if n["ready"] else "False"}],
-                                 "nodeInfo": {"kubeletVersion": n["version"]}}} for n in nodes]
-            print(json.dumps({"kind": "List", "items": items}, indent=2))
+        if out == "json" or (out or "").startswith("jsonpath="):
+            items = [node_object(n) for n in nodes]
+            if out == "json":
+                print(json.dumps({"kind": "List", "items": items}, indent=2))
+            elif len(what) > 1:
+                sys.stdout.write(jsonpath(out[len("jsonpath="):], items[0]))
+            else:
+                sys.stdout.write(jsonpath(out[len("jsonpath="):], {"kind": "List", "items": items}))
             return
         print("%-20s %-28s %-15s %-6s %s" % ("NAME", "STATUS", "ROLES", "AGE", "VERSION"))
         for n in nodes:
@@ -1245,6 +1357,8 @@ def kubectl(args):
     if verb == "set" and what[:1] == ["env"]:
         print("%s env updated" % what[1])
         return
+    if verb in ("label", "annotate", "taint"):
+        return kubectl_node_metadata(base, verb, opts, what)
     if verb in ("cordon", "uncordon", "drain") and what:
         code, out = call(base, "POST", "/cordon", {"name": what[0], "on": verb != "uncordon"})
         if code != 200:
@@ -1258,6 +1372,193 @@ def kubectl(args):
         print('%s "%s" deleted' % (what[0].rstrip("s"), what[1]))
         return
     die('kubectl double: unsupported command: %s' % " ".join(rest))
+
+
+# ---------------------------------------------------------------- nodes: label, taint, annotate, jsonpath
+#
+# As kubectl's own (k8s.io/kubectl pkg/cmd/label, pkg/cmd/annotate, pkg/cmd/taint and its
+# taint utilities, client-go util/jsonpath), for nodes:
+# - `label`/`annotate NODE [--overwrite] k=v ... k-`: setting a key that exists (even to the
+#   same value) fails without --overwrite ("'k' already has a value (v), and --overwrite is
+#   false"); removing a key that is not there prints `label "k" not found.` and succeeds;
+#   modifying and removing one key in one command fails. Keys are checked by the API server
+#   (qualified names), label values by kubectl.
+# - `taint NODE [--overwrite] k=v:Effect k:Effect k:Effect- k-`: a taint is identified by key
+#   and effect; adding one whose key and effect exist fails without --overwrite ("node N
+#   already has K taint(s) with same effect(s) and --overwrite is false"); removing one that
+#   is not there fails (`taint "k:Effect" not found`); `k-` removes every effect of k.
+# - `get node NAME -o jsonpath=TEMPLATE`: text, `{"literal"}` and `{.field.path}` (a `\.` in
+#   a name is a dot); a missing field prints nothing (kubectl allows missing keys); a mapping
+#   or list prints as compact JSON with sorted keys (Go's json.Marshal), a string as itself.
+#   Anything else (range, filters, wildcards) is refused rather than misread.
+
+def node_object(n):
+    taints = [dict({"key": t["key"], "effect": t["effect"]}, **({"value": t["value"]} if t.get("value") else {})) for t in n.get("taints") or []]
+    meta = {"name": n["name"], "labels": n.get("labels", {})}
+    if n.get("annotations"):
+        meta["annotations"] = n["annotations"]
+    return {"metadata": meta,
+            "spec": dict({"unschedulable": n.get("unschedulable", False)}, **({"taints": taints} if taints else {})),
+            "status": {"conditions": [{"type": "Ready", "status": "True" if n["ready"] else "False"}],
+                       "nodeInfo": {"kubeletVersion": n["version"]}}}
+
+
+def jsonpath(template, obj):
+    out, i = [], 0
+    while i < len(template):
+        if template[i] != "{":
+            j = template.find("{", i)
+            j = len(template) if j < 0 else j
+            out.append(template[i:j])
+            i = j
+            continue
+        j = template.find("}", i)
+        if j < 0:
+            die("error: error parsing jsonpath %s, unclosed action" % template)
+        expr = template[i + 1:j]
+        i = j + 1
+        if expr.startswith('"') and expr.endswith('"') and len(expr) >= 2:
+            out.append(json.loads(expr))
+            continue
+        if not expr.startswith(".") or any(c in expr for c in "[]*?@()$ ") or expr.startswith("range") or expr == "end":
+            die("error: kubectl double: jsonpath %r is outside the subset it implements (fields and string literals)" % expr)
+        parts = [p.replace("\0", ".") for p in expr[1:].replace("\\.", "\0").split(".")] if expr != "." else []
+        cur = obj
+        for p in parts:
+            cur = cur.get(p) if isinstance(cur, dict) else None
+            if cur is None:
+                break
+        if cur is None:
+            continue
+        if isinstance(cur, (dict, list)):
+            out.append(json.dumps(cur, sort_keys=True, separators=(",", ":")))
+        elif isinstance(cur, bool):
+            out.append("true" if cur else "false")
+        else:
+            out.append(str(cur))
+    return "".join(out)
+
+
+def node_target(what):
+    """`node NAME`, `nodes NAME`, `no NAME` or `node/NAME`, then the rest."""
+    if what and "/" in what[0]:
+        kind, _, name = what[0].partition("/")
+        rest = what[1:]
+    elif len(what) >= 2:
+        kind, name, rest = what[0], what[1], what[2:]
+    else:
+        die("error: you must specify the type of resource to get. Use \"kubectl api-resources\" for a complete list of supported resources.")
+    if kind not in ("node", "nodes", "no"):
+        die("kubectl double: %s is implemented for nodes only, not %r" % ("label/annotate/taint", kind))
+    return name, rest
+
+
+def parse_taint(spec):
+    parts = spec.split(":")
+    if len(parts) == 1:
+        key, value, effect = parts[0], "", ""
+    elif len(parts) == 2:
+        effect = parts[1]
+        if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            die("error: invalid taint effect: %s, unsupported taint effect" % effect)
+        kv = parts[0].split("=")
+        if len(kv) > 2:
+            die("error: invalid taint spec: %s" % spec)
+        key, value = kv[0], (kv[1] if len(kv) == 2 else "")
+        if not label_value_ok(value):
+            die("error: invalid taint spec: %s, a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.'" % spec)
+    else:
+        die("error: invalid taint spec: %s" % spec)
+    if not qualified_name_ok(key):
+        die("error: invalid taint spec: %s, name part must consist of alphanumeric characters, '-', '_' or '.'" % spec)
+    return {"key": key, "value": value, "effect": effect}
+
+
+def kubectl_node_metadata(base, verb, opts, what):
+    name, specs = node_target(what)
+    overwrite = opts.get("overwrite") in (True, "true")
+    _, nodes = call(base, "GET", "/nodes")
+    node = next((n for n in nodes if n["name"] == name), None)
+    if node is None:
+        die('Error from server (NotFound): nodes "%s" not found' % name)
+    if verb == "taint":
+        add, remove = [], []
+        for spec in specs:
+            if spec.endswith("-"):
+                t = parse_taint(spec[:-1])
+                remove.append((t["key"], t["effect"]))
+            else:
+                t = parse_taint(spec)
+                if not t["effect"]:
+                    die("error: invalid taint spec: %s" % spec)
+                if any(a["key"] == t["key"] and a["effect"] == t["effect"] for a in add):
+                    die("error: duplicated taints with the same key and effect: %s" % spec)
+                add.append(t)
+        if not add and not remove:
+            die("error: at least one taint update is required")
+        old = [dict(t, value=t.get("value", "")) for t in node.get("taints") or []]
+        if not overwrite:
+            exists = [t["key"] for t in add if any(o["key"] == t["key"] and o["effect"] == t["effect"] for o in old)]
+            if exists:
+                die("error: node %s already has %s taint(s) with same effect(s) and --overwrite is false" % (name, ",".join(exists)))
+        new = list(add) + [o for o in old if not any(o["key"] == t["key"] and o["effect"] == t["effect"] for t in add)]
+        added = len(old) != len(new)
+        errors, removed = [], False
+        for key, effect in remove:
+            kept = [t for t in new if not (t["key"] == key and (not effect or t["effect"] == effect))]
+            removed = len(kept) != len(new)
+            if not removed:
+                errors.append('taint "%s" not found' % (key + (":" + effect if effect else "")))
+            new = kept
+        if errors:
+            die("error: " + "; ".join(errors) if len(errors) == 1 else "error: [%s]" % ", ".join(errors))
+        code, out = call(base, "POST", "/node-update", {"name": name, "taints": new})
+        if code != 200:
+            die("Error from server: " + out.get("error", ""))
+        print("node/%s %s" % (name, "modified" if (added and removed) or overwrite else "tainted" if added else "untainted"))
+        return
+    field = "labels" if verb == "label" else "annotations"
+    current = dict(node.get(field) or {})
+    sets, removes = {}, []
+    for spec in specs:
+        if "=" in spec:
+            parts = spec.split("=") if verb == "label" else spec.split("=", 1)
+            if len(parts) != 2:
+                die("error: invalid %s spec: %s" % ("label" if verb == "label" else "annotation", spec))
+            if verb == "label" and not label_value_ok(parts[1]):
+                die('error: invalid label value: "%s": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and end with an alphanumeric character' % spec)
+            sets[parts[0]] = parts[1]
+        elif spec.endswith("-"):
+            removes.append(spec[:-1])
+        else:
+            die("error: unknown %s spec: %s" % ("label" if verb == "label" else "annotation", spec))
+    if any(r in sets for r in removes):
+        die("error: can not both modify and remove a%s in the same command" % (" label" if verb == "label" else "n annotation"))
+    if not sets and not removes:
+        die("error: at least one %s update is required" % ("label" if verb == "label" else "annotation"))
+    if not overwrite:
+        found = ["'%s' already has a value (%s)" % (k, current[k]) for k in sets if k in current]
+        if found:
+            if verb == "label":
+                die("error: " + ("%s, and --overwrite is false" % found[0] if len(found) == 1 else "[%s]" % ", ".join(f + ", and --overwrite is false" for f in found)))
+            die("error: --overwrite is false but found the following declared annotation(s): " + "; ".join(found))
+    for k in sets:
+        if not qualified_name_ok(k):
+            die('The Node "%s" is invalid: metadata.%s: Invalid value: "%s": name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\'' % (name, field, k))
+    for k in removes:
+        if verb == "label" and k not in current:
+            print('label "%s" not found.' % k)
+    new = dict(current)
+    new.update(sets)
+    for k in removes:
+        new.pop(k, None)
+    code, out = call(base, "POST", "/node-update", {"name": name, field: new})
+    if code != 200:
+        die("Error from server: " + out.get("error", ""))
+    if verb == "label":
+        print("node/%s %s" % (name, "labeled" if new != current else "not labeled"))
+    else:
+        print("node/%s annotated" % name)
 
 
 ETCD_CERTS = ("--cacert=/etc/kubernetes/pki/etcd/ca.crt", "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt",
