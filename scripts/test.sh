@@ -34,7 +34,8 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 
 log "test-node images (built once, then cached)"
-for flavour in debian ubuntu rpi rpi-trixie; do
+# rpi-trixie is not built here: no test runs it yet (tests/nodes/README.md, "Limits").
+for flavour in debian ubuntu rpi; do
   bash tests/nodes/build-image.sh "$flavour" >/dev/null
 done
 if [ -x tests/doubles/build-repo.sh ]; then

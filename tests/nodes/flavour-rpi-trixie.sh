@@ -42,29 +42,43 @@ echo "swapon $1 boot=$start" >> /var/log/kprov-test-swap.log
 SH
 chmod 0755 /usr/local/sbin/kprov-test-swapon
 
-# Stand-in for rpi-swap-generator, at the package's path. It resolves the configuration as
-# swap.conf(5) says (the first main file of /etc/rpi, /run/rpi, /usr/local/lib/rpi, /usr/lib/rpi;
-# then every *.conf drop-in of the four swap.conf.d directories, sorted by file name, a name in
-# an earlier directory hiding the same name in a later one, a link to /dev/null masking it;
-# the last Mechanism= wins; an unknown value counts as auto), and generates, per mechanism,
-# what the real one does: zram and zram+file a swap on /dev/zram0, swapfile one on
-# File::Path, none nothing. Each generated unit is a service that records its activation.
+# Stand-in for rpi-swap-generator, at the package's path. The real one (rpi-swap 1.2.1, what
+# trixie ships) reads its keys with rpi-systemd-config, i.e. libsystemd's own parser
+# (config_parse_standard_file_with_dropins_full, relaxed): the first main file of /etc/rpi,
+# /run/rpi, /usr/local/lib/rpi, /usr/lib/rpi (one that is /dev/null or empty counts, and is
+# read as nothing); then every *.conf drop-in of the four swap.conf.d directories, sorted by
+# file name (C order), a name in an earlier directory hiding the same name in a later one, one
+# that is /dev/null or empty masking it. Lines: whitespace trimmed, # and ; comments, [Section]
+# headers taken as written (not trimmed inside), key=value trimmed around both, the last
+# value wins, an empty value resets to the default; a line without = is ignored, and so is a
+# key outside any section. A malformed section header is an error in libsystemd's parser, and
+# then rpi-systemd-config returns no value at all: the generator falls back to its defaults
+# (auto). Values are not unquoted. A Mechanism outside swapfile|zram|zram+file|auto|none
+# counts as auto, and auto is zram+file. Line continuations (a trailing backslash) are not
+# joined here: such a file is treated as malformed, which is stricter than the real parser.
+# It generates, per mechanism, what the real one activates: zram and zram+file a swap on
+# /dev/zram0, swapfile one on File::Path, none nothing. Each generated unit is a service that
+# records its activation.
 mkdir -p /usr/lib/systemd/system-generators
 cat > /usr/lib/systemd/system-generators/rpi-swap-generator <<'GEN'
 #!/bin/sh
 # rpi-swap-generator stand-in (kprov test double): see tests/nodes/flavour-rpi-trixie.sh.
 set -u
 out=${1:-/run/systemd/generator}
-mechanism=auto
-path=/var/swap
+mechanism=
+path=
+malformed=
 read_conf() {
   section=
   while IFS= read -r line || [ -n "$line" ]; do
     line=$(printf '%s' "$line" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
     case $line in
       '#'*|';'*|'') ;;
+      *'\') malformed=$1 ;;
       '['*']') section=${line#[}; section=${section%]} ;;
+      '['*) malformed=$1 ;;
       *=*)
+        [ -n "$section" ] || continue
         key=$(printf '%s' "${line%%=*}" | sed 's/[[:space:]]*$//')
         value=$(printf '%s' "${line#*=}" | sed 's/^[[:space:]]*//')
         case "$section:$key" in
@@ -74,26 +88,33 @@ read_conf() {
     esac
   done < "$1"
 }
+# Empty files and links to /dev/null are read as nothing.
+readable() { [ -s "$1" ] && ! [ "$1" -ef /dev/null ]; }
 for d in /etc/rpi /run/rpi /usr/local/lib/rpi /usr/lib/rpi; do
   if [ -e "$d/swap.conf" ]; then
-    [ "$d/swap.conf" -ef /dev/null ] || read_conf "$d/swap.conf"
+    if readable "$d/swap.conf"; then read_conf "$d/swap.conf"; fi
     break
   fi
 done
 names=$(for d in /etc/rpi /run/rpi /usr/local/lib/rpi /usr/lib/rpi; do
   for f in "$d"/swap.conf.d/*.conf; do
-    if [ -e "$f" ] || [ -L "$f" ]; then basename "$f"; fi
+    if [ -f "$f" ] || [ "$f" -ef /dev/null ]; then basename "$f"; fi
   done
-done | sort -u)
+done | LC_ALL=C sort -u)
 for n in $names; do
   for d in /etc/rpi /run/rpi /usr/local/lib/rpi /usr/lib/rpi; do
     f="$d/swap.conf.d/$n"
-    if [ -e "$f" ] || [ -L "$f" ]; then
-      [ "$f" -ef /dev/null ] || read_conf "$f"
+    if [ -f "$f" ] || [ "$f" -ef /dev/null ]; then
+      if readable "$f"; then read_conf "$f"; fi
       break
     fi
   done
 done
+if [ -n "$malformed" ]; then
+  echo "rpi-swap-generator (stand-in): $malformed cannot be parsed; using the defaults" >&2
+  mechanism= path=
+fi
+[ -n "$path" ] || path=/var/swap
 case $mechanism in swapfile|zram|zram+file|none) ;; *) mechanism=auto ;; esac
 if [ "$mechanism" = auto ]; then mechanism=zram+file; fi
 unit() { # device
@@ -119,3 +140,15 @@ case $mechanism in
 esac
 GEN
 chmod 0755 /usr/lib/systemd/system-generators/rpi-swap-generator
+
+# Under qemu-user, systemd 257 cannot set up a unit's credentials: it forks with
+# clone(CLONE_NEWNS) for that, which qemu refuses, and the unit fails with status 243
+# (CREDENTIALS), journald and the gettys among them. No test node uses credentials, so every
+# unit that asks for some gets a drop-in resetting the lists (an empty assignment resets each).
+# tests/nodes/README.md, "Emulation".
+for unit in $(grep -lE '^(ImportCredential|LoadCredential|LoadCredentialEncrypted|SetCredential|SetCredentialEncrypted)=' \
+    /usr/lib/systemd/system/*.service 2>/dev/null); do
+  d=/etc/systemd/system/$(basename "$unit").d
+  mkdir -p "$d"
+  printf '[Service]\nImportCredential=\nLoadCredential=\nLoadCredentialEncrypted=\nSetCredential=\nSetCredentialEncrypted=\n' > "$d/kprov-test-no-credentials.conf"
+done
