@@ -22,12 +22,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! docker info >/dev/null 2>&1; then
-  log "starting the Docker engine"
-  (systemctl start docker 2>/dev/null || service docker start 2>/dev/null || (nohup dockerd >/var/log/kprov-dockerd.log 2>&1 &)) || true
-  for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { echo "no Docker engine answers, and starting one failed (see /var/log/kprov-dockerd.log)" >&2; exit 1; }
-fi
+# Starts the engine (installed above when absent); the same code path as scripts/try.sh.
+. scripts/machine.sh
+ensure_docker
 # The arm64 node runs under qemu-user: binfmt_misc must be mounted and the handler enabled.
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
