@@ -20,12 +20,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if ! docker info >/dev/null 2>&1; then
-  log "starting the Docker engine"
-  (systemctl start docker 2>/dev/null || service docker start 2>/dev/null || (nohup dockerd >/var/log/kprov-dockerd.log 2>&1 &)) || true
-  for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { echo "no Docker engine answers, and starting one failed (see /var/log/kprov-dockerd.log)" >&2; exit 1; }
-fi
+# Starts the engine (installed above when absent); the same code path as scripts/try.sh.
+. scripts/machine.sh
+ensure_docker
 # The arm64 nodes run under qemu-user 10 registered with binfmt_misc (tests/nodes/README.md, "Emulation").
 bash tests/nodes/qemu-user.sh
 

@@ -25,6 +25,8 @@ pub mod plan;
 pub mod preflight;
 pub mod resources;
 pub mod roles;
+pub mod sandbox;
 pub mod secret;
 pub mod shell;
 pub mod transport;
+pub mod wait;

@@ -158,6 +158,8 @@ pub enum Event {
         status: String,
         log: String,
     },
+    /// A long wait (the host's reboot): at its start, then every 30 s while pending.
+    Waiting(crate::wait::Waiting),
 }
 
 pub struct ApplyOptions {
@@ -211,6 +213,8 @@ pub async fn apply(
     let mut busy: BTreeSet<usize> = BTreeSet::new();
     let mut failed_hosts: BTreeSet<usize> = BTreeSet::new();
     let mut running: JoinSet<(Job, Result<BatchOutcome, String>, u64)> = JoinSet::new();
+    // Reports of the waits running tasks are in, shown as they come.
+    let (wait_tx, mut wait_rx) = tokio::sync::mpsc::unbounded_channel::<crate::wait::Waiting>();
 
     let outcome = |n: NodeIndex| planned.step_of.get(&n).map(|&i| &planned.plan.steps[i].outcome);
     let change_of = |n: NodeIndex| match outcome(n) {
@@ -299,13 +303,14 @@ pub async fn apply(
                 let job = Job { host: h, tasks, changed, reboot };
                 busy.insert(h);
                 let batch = Batch::new(steps);
+                let (name, wait_tx) = (host.name.clone(), wait_tx.clone());
                 running.spawn(async move {
                     let t0 = Instant::now();
                     let result = match &job.reboot {
-                        Some((timeout, verify)) => match remote.reboot(*timeout).await {
-                            Ok(()) => verify_after_reboot(remote.as_ref(), verify).await.map(|()| {
-                                (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default(), vec![])
-                            }),
+                        Some((timeout, verify)) => match reboot_watched(remote.as_ref(), &name, *timeout, &wait_tx).await {
+                            Ok(()) => verify_after_reboot(remote.as_ref(), verify)
+                                .await
+                                .map(|()| (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default(), vec![])),
                             Err(e) => Err(e),
                         },
                         // Steps' output is on stdout (2>&1 each); the batch's own standard error
@@ -321,7 +326,17 @@ pub async fn apply(
             }
         }
 
-        let Some(joined) = running.join_next().await else { break };
+        let joined = loop {
+            tokio::select! {
+                biased;
+                Some(w) = wait_rx.recv() => on_event(Event::Waiting(w)),
+                j = running.join_next() => break j,
+            }
+        };
+        while let Ok(w) = wait_rx.try_recv() {
+            on_event(Event::Waiting(w));
+        }
+        let Some(joined) = joined else { break };
         let (job, result, millis) = match joined {
             Ok(v) => v,
             Err(e) => {
@@ -338,7 +353,9 @@ pub async fn apply(
                 for &n in &job.tasks {
                     if job.changed.contains(&n) {
                         queue.finish(n, false);
-                        status.insert(n, (StepStatus::Failed { message: message.clone() }, millis));
+                        let st = StepStatus::Failed { message: message.clone() };
+                        on_event(Event::StepFinished { host: hosts[job.host].name.clone(), id: graph.task(n).id(), status: st.clone() });
+                        status.insert(n, (st, millis));
                     } else {
                         queue.finish(n, true);
                         status.insert(n, (StepStatus::Unchanged, 0));
@@ -438,6 +455,24 @@ pub async fn apply(
         report.steps.push(StepReport { id: task.id(), host: task.host_name.clone(), status: st, millis });
     }
     report
+}
+
+/// The host's reboot and the wait until it is back, reported as it goes (what is awaited and
+/// for how long, then every 30 s); a timeout says what to check.
+async fn reboot_watched(
+    remote: &dyn Remote,
+    host: &str,
+    timeout: Duration,
+    tx: &tokio::sync::mpsc::UnboundedSender<crate::wait::Waiting>,
+) -> Result<(), String> {
+    let what = format!("{host} to come back after the reboot");
+    let limit_secs = timeout.as_secs();
+    let report = |waited: Duration| {
+        let _ = tx.send(crate::wait::Waiting { host: host.to_string(), what: what.clone(), waited_secs: waited.as_secs(), limit_secs });
+    };
+    crate::wait::watched(remote.reboot(timeout), crate::wait::EVERY, report)
+        .await
+        .map_err(|e| format!("{e}\n{}", crate::wait::reboot_timeout_help(host)))
 }
 
 /// The reboot's checks, on facts gathered again now that the host is back (one more round

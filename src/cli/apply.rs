@@ -228,6 +228,15 @@ pub fn summary(r: &ApplyReport) -> String {
             h.not_run,
             h.millis as f64 / 1000.0
         ));
+        // Each failed step of the host with its reason, under its row.
+        for st in r.steps.iter().filter(|s| s.host == h.name) {
+            if let crate::apply::StepStatus::Failed { message } = &st.status {
+                out.push_str(&format!("  FAILED {}:\n", st.id));
+                for line in message.lines() {
+                    out.push_str(&format!("      {line}\n"));
+                }
+            }
+        }
     }
     let verdict = if r.interrupted {
         "Interrupted: hosts may be partly converged; run apply again to finish."
@@ -238,4 +247,35 @@ pub fn summary(r: &ApplyReport) -> String {
     };
     out.push_str(&format!("\n{verdict} {} changed, {} failed or not done.\n", r.changed(), r.failed()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{HostReport, StepReport, StepStatus};
+
+    #[test]
+    fn the_failed_row_carries_each_failed_steps_reason() {
+        let failed = StepStatus::Failed { message: "pi1 did not come back within 10m after the reboot\nwhat to check: ...".into() };
+        let r = ApplyReport {
+            steps: vec![
+                StepReport { id: "pi1/kernel/sysctl".into(), host: "pi1".into(), status: StepStatus::Changed, millis: 5 },
+                StepReport { id: "pi1/raspberry-pi/reboot".into(), host: "pi1".into(), status: failed, millis: 600_000 },
+                StepReport { id: "pi2/raspberry-pi/reboot".into(), host: "pi2".into(), status: StepStatus::Changed, millis: 40_000 },
+            ],
+            hosts: vec![
+                HostReport { name: "pi1".into(), ok: 1, changed: 1, failed: 1, millis: 600_005, ..Default::default() },
+                HostReport { name: "pi2".into(), ok: 1, changed: 1, millis: 40_000, ..Default::default() },
+            ],
+            interrupted: false,
+        };
+        let s = summary(&r);
+        let pi1 = s.find("pi1    ").unwrap();
+        let pi2 = s.find("pi2    ").unwrap();
+        let reason = s
+            .find("  FAILED pi1/raspberry-pi/reboot:\n      pi1 did not come back within 10m after the reboot\n      what to check: ...\n")
+            .expect(&s);
+        assert!(pi1 < reason && reason < pi2, "the reason is under pi1's row:\n{s}");
+        assert_eq!(s.matches("  FAILED pi").count(), 1, "{s}");
+    }
 }

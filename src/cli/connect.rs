@@ -287,20 +287,24 @@ impl Remote for SshRemote {
                 .await;
             session.close().await;
             tokio::time::sleep(Duration::from_secs(3)).await;
+            let mut last = "none (the host answered, with the boot from before the reboot)".to_string();
             while started.elapsed() < timeout {
-                if let Ok(s) = Session::connect(&self.options).await {
-                    if let Ok(now) = boot_id(s.clone()).await
-                        && !now.is_empty()
-                        && now != before
-                    {
-                        *self.session.lock().await = s;
-                        return Ok(());
+                match Session::connect(&self.options).await {
+                    Ok(s) => {
+                        if let Ok(now) = boot_id(s.clone()).await
+                            && !now.is_empty()
+                            && now != before
+                        {
+                            *self.session.lock().await = s;
+                            return Ok(());
+                        }
+                        s.close().await;
                     }
-                    s.close().await;
+                    Err(e) => last = e.to_string(),
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            Err(format!("{host} did not come back within {}s after the reboot", timeout.as_secs()))
+            Err(format!("{host} did not come back within {} after the reboot; last connection error: {last}", crate::wait::human(timeout)))
         })
     }
 }

@@ -14,6 +14,7 @@ mod plan;
 mod progress;
 mod remove_node;
 mod reset;
+mod sandbox;
 mod setup;
 mod ssh;
 mod upgrade;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Convert another tool's inventory into a kprov inventory (exit 1 on any problem).
     #[command(after_help = "Example:\n  kprov import kubespray inventory/mycluster/hosts.yaml -o cluster.yaml")]
     Import(import::ImportArgs),
+    /// Local hosts to try kprov on: Docker containers with systemd and sshd, and an inventory.
+    #[command(after_help = "Example:\n  kprov sandbox up --nodes 3 --flavour ubuntu")]
+    Sandbox(sandbox::SandboxArgs),
     /// Print the JSON Schema of the inventory.
     #[command(after_help = "Example:\n  kprov schema > kprov-inventory.schema.json")]
     Schema,
@@ -140,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Upgrade(a) => upgrade::run(a, &cli.globals),
         Command::Backup(a) => backup::run(a, &cli.globals),
         Command::Import(a) => import::run(a, &cli.globals),
+        Command::Sandbox(a) => sandbox::run(a, &cli.globals),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&crate::inventory::schema()).expect("schema serializes"));
             ExitCode::SUCCESS

@@ -53,6 +53,9 @@ impl Progress {
     }
 
     pub fn event(&self, e: &Event) {
+        if let Event::Waiting(w) = e {
+            return self.waiting(w);
+        }
         match self {
             Progress::Quiet => {}
             Progress::Json { started } => {
@@ -68,6 +71,7 @@ impl Progress {
                         eprintln!("[{t:7.1}s] {host}: {} {}", short(host, id), describe(status));
                     }
                     Event::BatchRecovered { host, batch, status, log } => eprintln!("[{t:7.1}s] {host}: {}", recovered(batch, status, log)),
+                    Event::Waiting(_) => {}
                 }
             }
             Progress::Bars { multi, bars, .. } => match e {
@@ -90,6 +94,28 @@ impl Progress {
                             bar.finish_with_message("done");
                         }
                     }
+                }
+                Event::Waiting(_) => {}
+            },
+        }
+    }
+
+    /// A long wait: its start, then every 30 s while pending (see [`crate::wait::watched`]): on
+    /// the host's bar, as a plain line, or as a JSON `waiting` event. For any wait of a
+    /// command that shows progress (the reboot's, the nodes' Ready).
+    pub fn waiting(&self, w: &crate::wait::Waiting) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Json { started } => {
+                let mut v = serde_json::to_value(Event::Waiting(w.clone())).expect("events serialize");
+                v["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
+                println!("{v}");
+            }
+            Progress::Lines { started } => eprintln!("[{:7.1}s] {}: {}", started.elapsed().as_secs_f64(), w.host, w.line()),
+            Progress::Bars { multi, bars } => match bars.get(&w.host) {
+                Some(bar) => bar.set_message(w.line()),
+                None => {
+                    let _ = multi.println(format!("{}: {}", w.host, w.line()));
                 }
             },
         }
@@ -172,6 +198,18 @@ mod tests {
         assert_eq!(p.bar("w1").unwrap().position(), 0);
         p.finish();
         assert!(p.bar("w1").unwrap().is_finished());
+    }
+
+    #[test]
+    fn waits_show_on_the_bar_and_as_json() {
+        let p = Progress::bars_to(&[("pi1".into(), 1)], ProgressDrawTarget::hidden());
+        let w = crate::wait::Waiting { host: "pi1".into(), what: "pi1 to come back after the reboot".into(), waited_secs: 30, limit_secs: 600 };
+        p.event(&Event::Waiting(w.clone()));
+        assert_eq!(p.bar("pi1").unwrap().message(), "still waiting for pi1 to come back after the reboot: 30s of up to 10m");
+        let v = serde_json::to_value(Event::Waiting(w)).unwrap();
+        assert_eq!(v["event"], "waiting");
+        assert_eq!(v["host"], "pi1");
+        assert_eq!(v["waited_secs"], 30);
     }
 
     #[test]
