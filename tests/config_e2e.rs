@@ -86,4 +86,18 @@ fn settings_reach_every_kubelet_and_labels_and_taints_converge_on_running_nodes(
     assert_eq!(h3["spec"]["taints"], serde_json::json!([{ "key": "example.com/gpu", "effect": "NoExecute" }]), "{h3}");
     let third = k.run(&["plan", inv]);
     assert_eq!(code(&third), 0, "{}", text(&third));
+
+    // A change the running cluster cannot take (its pod network) is refused with the reason,
+    // and leaves the first control plane as it was.
+    let files = "sha256sum /etc/kubernetes/kprov/kubeadm-init.yaml /var/lib/kubelet/config.yaml /var/lib/kube-double/cluster.json";
+    let before = set.sh(0, files);
+    let y = std::fs::read_to_string(&inv_path).unwrap().replacen("  cni: flannel\n", "  cni: flannel\n  pod_cidr: 10.30.0.0/16\n", 1);
+    std::fs::write(&inv_path, y).unwrap();
+    let plan = k.run(&["plan", inv]);
+    assert_eq!(code(&plan), 1, "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    assert!(out.contains("cluster.pod_cidr: the cluster was made with \"10.244.0.0/16\", the inventory says \"10.30.0.0/16\""), "{out}");
+    let apply = k.run(&["apply", inv]);
+    assert_eq!(code(&apply), 1, "{}", text(&apply));
+    assert_eq!(set.sh(0, files), before, "nothing changed on the first control plane");
 }

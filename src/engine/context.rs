@@ -11,7 +11,8 @@
 //! - `cni`: namespace and daemonset of the chosen CNI, default_cidr its manifest hard-codes,
 //!   sha256 the downloaded manifest must have, builtin (kprov's pinned manifest), version,
 //!   image (kube-router's pinned image), helm (Cilium: version, arch.{amd64,arm64}.{url,sha256}),
-//!   local_manifest (base64) when the inventory names a local file;
+//!   local_manifest (base64) when the inventory names a local file; others (path and message
+//!   of every other CNI's manifest file, for the refusal to switch CNI);
 //! - `mirrors`: kubernetes_apt, kubernetes_apt_key, docker_apt, cni_manifest (resolved URLs),
 //!   kubernetes_apt_key_fingerprints, docker_apt_key_fingerprints (empty, with *_unverified
 //!   true, only for a mirror whose check the operator skipped);
@@ -281,6 +282,20 @@ pub fn build(cluster: &ClusterValues, hosts: &[HostValues], mirrors: &MirrorValu
         "local_manifest": local_manifest,
     });
     supply_values(&mut cni_json, info, mirrors, local_cni_manifest, &cluster.pod_cidr);
+    // The manifest files another CNI would have left on the first control plane: a cluster
+    // made with that CNI refuses to switch (see `resources::Refuse`). Cilium keeps no file.
+    cni_json["others"] = json!(
+        CNIS.iter()
+            .filter(|c| c.name != cluster.cni && c.name != "cilium")
+            .map(|c| json!({
+                "path": format!("/etc/kubernetes/kprov/cni-{}.yaml", c.name),
+                "message": format!(
+                    "cluster.cni: the cluster runs {0} (/etc/kubernetes/kprov/cni-{0}.yaml), the inventory says {1}: kprov does not replace a running cluster's CNI; write cni: {0} back, or rebuild the cluster (kprov reset, then apply)",
+                    c.name, cluster.cni
+                ),
+            }))
+            .collect::<Vec<_>>()
+    );
     let shared_cni = crate::roles::to_value(cni_json);
     let shared_mirrors = crate::roles::to_value(json!({
         "kubernetes_apt": kubernetes_apt,

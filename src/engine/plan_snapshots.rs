@@ -681,3 +681,43 @@ fn the_kubectl_double_labels_taints_and_annotates_as_kubectl_does() {
     assert_eq!(k("get node n -o 'jsonpath={.metadata.labels}{\"\\n\"}{.spec.taints}{.metadata.annotations.x}'"), "{\"a\":\"2\"}\n1");
     assert!(k("get node n -o 'jsonpath={range .items[*]}'").contains("outside the subset"));
 }
+
+/// Issue 16: a setting kubeadm baked into the running cluster (here the pod network, as the
+/// first control plane's kubeadm file and kprov's init record show) is refused in the plan
+/// with the reason, for that host, and nothing after the refusal runs there.
+#[test]
+fn a_changed_pod_network_on_a_running_cluster_is_refused_in_the_plan() {
+    let engine = labelled_cluster(vec![("cp-1", "control-plane", vec![], vec![]), ("w-1", "worker", vec![], vec![])]);
+    let mut facts: Vec<HostFacts> = ["cp-1", "w-1"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| blank_facts(&engine.fact_scripts[i], &os("amd64", "debian", "bookworm", "12", n, false), false))
+        .collect();
+    let file = |content: &str| {
+        crate::facts::FactValue::File(FileFact {
+            exists: true,
+            file_type: "regular file".into(),
+            mode: 0o600,
+            owner: "root".into(),
+            group: "root".into(),
+            size: content.len() as u64,
+            sha256: crate::digest::sha256_hex(content.as_bytes()),
+            content: Some(content.as_bytes().to_vec()),
+        })
+    };
+    let made = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nclusterName: \"kubernetes\"\nnetworking:\n  podSubnet: \"10.30.0.0/16\"\n  serviceSubnet: \"10.96.0.0/12\"\n";
+    facts[0].insert(FactQuery::File { path: "/etc/kubernetes/kprov/init.done".into() }, file("abc  /etc/kubernetes/pki/ca.crt\n"));
+    facts[0].insert(FactQuery::File { path: "/etc/kubernetes/kprov/kubeadm-init.yaml".into() }, file(made));
+    facts[0].insert(FactQuery::File { path: "/etc/kubernetes/kprov/cni-calico.yaml".into() }, file("kind: DaemonSet\n"));
+    let planned = plan_of(&engine, facts);
+    assert!(planned.plan.has_errors());
+    let text = crate::plan::render_text(&planned.plan, false);
+    assert!(text.contains("cluster.pod_cidr: the cluster was made with \"10.30.0.0/16\", the inventory says \"10.244.0.0/16\""), "{text}");
+    assert!(text.contains("cluster.cni: the cluster runs calico"), "{text}");
+    assert!(!text.contains("cluster.service_cidr:") && !text.contains("cluster.name:"), "unchanged settings pass: {text}");
+    // The refusal is the role's first step, so apply fails it up front and blocks every later
+    // step of the role on cp-1 (each follows the one before it) and all that depends on them.
+    let at = |name: &str| planned.plan.steps.iter().position(|s| s.host == "cp-1" && s.resource == name).unwrap();
+    assert!(matches!(planned.plan.steps[at("settings-fixed-at-init")].outcome, crate::plan::Outcome::Error { .. }));
+    assert!(at("settings-fixed-at-init") < at("kubeadm-config") && at("kubeadm-config") < at("kubeadm-init"));
+}

@@ -62,6 +62,10 @@ pub fn disclosures(engine: &Engine, planned: &Planned) -> Vec<Disclosure> {
             | ResourceSpec::Service(_)
             | ResourceSpec::Capture(_)
             | ResourceSpec::Reboot(_) => {}
+            // The values a cluster was made with (kprov's own kubeadm file, no secret in it).
+            ResourceSpec::Refuse(r) => {
+                d.content_needed.insert(r.file.clone());
+            }
         }
     }
     out

@@ -20,6 +20,7 @@ mod kernel_module;
 mod line;
 mod preflight;
 mod reboot;
+mod refuse;
 mod service;
 mod swap_off;
 mod sysctl;
@@ -34,6 +35,7 @@ pub use kernel_module::KernelModule;
 pub use line::Line;
 pub use preflight::Preflight;
 pub use reboot::{MemoryCgroup, Reboot, Verify, memory_cgroup_check};
+pub use refuse::Refuse;
 pub use service::Service;
 pub use swap_off::{Provider as SwapProvider, SwapOff};
 pub use sysctl::Sysctl;
@@ -124,6 +126,7 @@ pub enum ResourceSpec {
     Command(Command),
     Capture(Capture),
     Reboot(Reboot),
+    Refuse(Refuse),
 }
 
 impl ResourceSpec {
@@ -142,6 +145,7 @@ impl ResourceSpec {
             ResourceSpec::Command(r) => r,
             ResourceSpec::Capture(r) => r,
             ResourceSpec::Reboot(r) => r,
+            ResourceSpec::Refuse(r) => r,
         }
     }
 
@@ -161,6 +165,7 @@ impl ResourceSpec {
             ResourceSpec::Command(_) => "command",
             ResourceSpec::Capture(_) => "capture",
             ResourceSpec::Reboot(_) => "reboot",
+            ResourceSpec::Refuse(_) => "refuse",
         }
     }
 }

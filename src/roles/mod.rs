@@ -98,7 +98,7 @@ pub enum RoleError {
     #[diagnostic(
         code(kprov::roles::kind),
         help(
-            "write one of: file, line, sysctl, kernel_module, kernel_cmdline, swap_off, apt_repository, apt_packages, service, command, capture, reboot"
+            "write one of: file, line, sysctl, kernel_module, kernel_cmdline, swap_off, apt_repository, apt_packages, service, command, capture, reboot, refuse"
         )
     )]
     Kind { origin: String, resource: String, found: Vec<String> },

@@ -770,13 +770,14 @@ def dump_yaml(obj, indent=0):
 
 
 def write_kubelet_config(doc, phase_name):
-    """The kubelet's configuration file, after kubeadm's patches; the kubelet refuses a field its
-    type does not have (strict decoding), so the double does too."""
+    """The kubelet's configuration file, after kubeadm's patches. A field the kubelet's type does
+    not have is refused: the real kubelet tries strict decoding and, for v1beta1, falls back to
+    lenient decoding with a warning, which would hide a kprov bug, so the double is stricter."""
     table = field_table()
     errors = []
     _check_struct(doc, table["kinds"]["kubelet.config.k8s.io/v1beta1"]["KubeletConfiguration"], "", table, errors)
     if errors:
-        die("error execution phase %s: the kubelet's configuration is invalid: strict decoding error: %s" % (phase_name, "; ".join(errors)))
+        die("error execution phase %s: the kubelet's configuration is invalid: strict decoding error: %s (the real kubelet warns and ignores an unknown field, the double refuses it)" % (phase_name, "; ".join(errors)))
     write(KUBELET_CONFIG, dump_yaml(doc) + "\n")
 
 
