@@ -8,6 +8,7 @@
 //! - [`transport`]: the SSH client (russh): auth, known_hosts, jump hosts, exec, upload, become.
 //! - [`kube_fields`]: the field sets of kubeadm's, the kubelet's and kube-proxy's config types (derived from upstream).
 //! - [`secret`]: the `Secret` wrapper that keeps tokens and passwords out of logs and plans.
+//! - [`ops`]: every operation (reset, remove-node, upgrade, backup, the check after apply) as one engine: prepare, dry run, confirmation, run.
 //! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
 
 pub mod apply;
@@ -19,6 +20,7 @@ pub mod graph;
 pub mod import;
 pub mod inventory;
 pub mod kube_fields;
+pub mod ops;
 pub mod plan;
 pub mod preflight;
 pub mod resources;
