@@ -9,6 +9,7 @@
 //! - [`kube_fields`]: the field sets of kubeadm's, the kubelet's and kube-proxy's config types (derived from upstream).
 //! - [`kube_settings`]: the validated kubeadm, kubelet and kube-proxy settings and their serialization into kubeadm's documents.
 //! - [`secret`]: the `Secret` wrapper that keeps tokens and passwords out of logs and plans.
+//! - [`ops`]: every operation (reset, remove-node, upgrade, backup, the check after apply) as one engine: prepare, dry run, confirmation, run.
 //! - [`cli`]: argument parsing and the subcommands; the only module that knows about terminals.
 
 pub mod apply;
@@ -21,6 +22,7 @@ pub mod import;
 pub mod inventory;
 pub mod kube_fields;
 pub mod kube_settings;
+pub mod ops;
 pub mod plan;
 pub mod preflight;
 pub mod resources;

@@ -20,6 +20,22 @@ fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
+/// The JSON Lines events of `--output json`: every line one object with `event` and
+/// `elapsed_ms`, the last one `report`.
+fn events(o: &std::process::Output) -> Vec<serde_json::Value> {
+    let out = stdout(o);
+    let events: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{}", text(o)))).collect();
+    assert!(events.iter().all(|e| e["event"].is_string() && e["elapsed_ms"].is_u64()), "{out}");
+    assert_eq!(events.last().map(|e| e["event"].clone()), Some(serde_json::json!("report")), "{out}");
+    events
+}
+
+/// The first event named `name`.
+fn event<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    events.iter().find(|e| e["event"] == name).unwrap_or_else(|| panic!("no {name} event: {events:?}"))
+}
+
 #[test]
 fn facts_show_each_hosts_real_system_and_ssh_runs_a_command() {
     let set = NodeSet::start(&[Flavour::Debian, Flavour::Ubuntu]);
@@ -150,6 +166,17 @@ fn a_host_added_to_the_inventory_joins_then_remove_node_and_reset_take_the_clust
     assert_eq!(code(&unconfirmed), 1, "{}", text(&unconfirmed));
     assert!(text(&unconfirmed).contains("without --yes"), "{}", text(&unconfirmed));
     assert!(nodes(&set, 0).contains("h3"));
+    // --dry-run: what it would do, as JSON events; exit 2, nothing changed.
+    let dry = k.run(&["remove-node", inv, "h3", "--dry-run", "--output", "json"]);
+    assert_eq!(code(&dry), 2, "{}", text(&dry));
+    let ev = events(&dry);
+    let actions = event(&ev, "plan")["actions"].to_string();
+    assert!(actions.contains("kubectl drain h3, then kubectl delete node h3 (on h1)") && actions.contains("kubeadm reset -f"), "{actions}");
+    let report = event(&ev, "report");
+    assert!(report["dry_run"] == true && report["pending"] == true && report["success"] == true, "{report}");
+    assert!(nodes(&set, 0).contains("h3") && exists(&set, 2, "/etc/kubernetes/kubelet.conf"), "a dry run changes nothing");
+    let refused_dry = k.run(&["remove-node", inv, "h1", "--dry-run"]);
+    assert_eq!(code(&refused_dry), 1, "a dry run of a refused removal says so: {}", text(&refused_dry));
     let removed = k.run(&["remove-node", inv, "h3", "--yes"]);
     assert_eq!(code(&removed), 0, "{}", text(&removed));
     let out = text(&removed);
@@ -168,6 +195,12 @@ fn a_host_added_to_the_inventory_joins_then_remove_node_and_reset_take_the_clust
     assert!(text(&refused).contains("refusing to reset hosts without --yes"), "{}", text(&refused));
     assert!(exists(&set, 1, "/etc/kubernetes/kubelet.conf") && exists(&set, 1, "/etc/cni/net.d/10-flannel.conflist"), "nothing changed");
     assert!(nodes(&set, 0).contains("h2"));
+
+    // The dry run of the whole cluster: the order, exit 2, nothing changed.
+    let dry = k.run(&["reset", inv, "--dry-run"]);
+    assert_eq!(code(&dry), 2, "{}", text(&dry));
+    assert!(stdout(&dry).contains("Reset pending, in this order: h2, h3, h1"), "{}", text(&dry));
+    assert!(exists(&set, 1, "/etc/kubernetes/kubelet.conf"), "a dry run changes nothing");
 
     // The whole cluster (h3 is still in the inventory: resetting it again is harmless):
     // workers first, the control plane last.
@@ -264,6 +297,19 @@ fn backup_saves_etcd_and_upgrade_moves_the_cluster_one_minor_in_kubeadms_order()
         .filter(|n| n.starts_with("homelab-etcd-") && n.ends_with("Z.db"))
         .collect();
     assert_eq!(default.len(), 1, "default name CLUSTER-etcd-TIMESTAMP.db: {default:?}");
+    // --dry-run takes nothing; --output-format json reports the same backup as events.
+    let dry = k.run(&["backup", inv, "--output", p(&k.path("snaps/dry.db")), "--dry-run"]);
+    assert_eq!(code(&dry), 2, "{}", text(&dry));
+    assert!(!k.path("snaps/dry.db").exists());
+    let json = k.run(&["backup", inv, "--output", p(&k.path("snaps/json.db")), "--output-format", "json"]);
+    assert_eq!(code(&json), 0, "{}", text(&json));
+    let ev = events(&json);
+    assert_eq!(event(&ev, "plan")["operation"], "backup");
+    assert_eq!(event(&ev, "progress")["host"], "h1");
+    let said = event(&ev, "result")["message"].as_str().unwrap().to_string();
+    assert!(said.starts_with("Saved the etcd snapshot of cluster homelab from h1 to "), "{said}");
+    assert_eq!(event(&ev, "report")["success"], true);
+    assert!(std::fs::read(k.path("snaps/json.db")).unwrap().starts_with(b"kprov-double etcd snapshot\n"));
 
     // The inventory moves to 1.34: apply refuses to move packages under a running cluster...
     k.inventory(&set, "root", &roles, &cluster("1.34"), &repo.mirrors_yaml());
@@ -276,6 +322,14 @@ fn backup_saves_etcd_and_upgrade_moves_the_cluster_one_minor_in_kubeadms_order()
     let shown = stdout(&dry);
     assert!(line_of(&shown, "h1").contains("step 1: kubeadm upgrade apply"), "{shown}");
     assert!(line_of(&shown, "h2").contains("step 2: kubeadm upgrade node") && line_of(&shown, "h3").contains("step 3:"), "{shown}");
+    let dry_json = k.run(&["upgrade", inv, "--dry-run", "--output", "json"]);
+    assert_eq!(code(&dry_json), 2, "{}", text(&dry_json));
+    let ev = events(&dry_json);
+    let plan = event(&ev, "plan");
+    assert_eq!(plan["operation"], "upgrade");
+    assert_eq!(plan["actions"][0], serde_json::json!({"host": "h1", "action": "step 1: kubeadm upgrade apply, drain, kubelet, uncordon"}));
+    assert_eq!(plan["actions"].as_array().unwrap().len(), 3, "{plan}");
+    assert_eq!(event(&ev, "report")["pending"], true);
     let refused = k.run(&["upgrade", inv]);
     assert_eq!(code(&refused), 1, "{}", text(&refused));
     assert!(text(&refused).contains("without --yes"), "{}", text(&refused));
@@ -334,6 +388,8 @@ fn backup_saves_etcd_and_upgrade_moves_the_cluster_one_minor_in_kubeadms_order()
     let noop = k.run(&["upgrade", inv, "--yes"]);
     assert_eq!(code(&noop), 0, "{}", text(&noop));
     assert!(stdout(&noop).contains("Nothing to upgrade"), "{}", text(&noop));
+    let noop_dry = k.run(&["upgrade", inv, "--dry-run"]);
+    assert_eq!(code(&noop_dry), 0, "nothing to do: exit 0: {}", text(&noop_dry));
     // Back to 1.33 is a downgrade: refused before anything changes.
     k.inventory(&set, "root", &roles, &cluster("1.33"), &repo.mirrors_yaml());
     let down = k.run(&["upgrade", inv, "--yes"]);

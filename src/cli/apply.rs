@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::Globals;
 use super::plan::{SelectArgs, load_inventory, prepare, runtime};
 use super::progress::Progress;
-use super::{Globals, after};
 use crate::apply::{ApplyOptions, ApplyReport, apply};
 use crate::engine::saved;
+use crate::ops::check as after;
 use crate::plan::render_text;
 
 #[derive(Debug, Args)]
@@ -121,7 +122,20 @@ pub fn run(args: &ApplyArgs, g: &Globals) -> ExitCode {
         let report = apply(&p.engine.graph, &p.planned, &hosts, &options, &|e| progress.event(&e)).await;
         progress.finish();
         let after = if report.success() && !report.interrupted {
-            after::run(&p.inventory, &p.engine, &p.gathered, p.connector.as_ref(), report.changed() > 0, &|line: &str| progress.say(line)).await
+            // A waiting event of its own until progress.rs has one for every wait.
+            let waiting = |w: &after::Waiting| match &progress {
+                Progress::Json { started } => {
+                    let mut v = serde_json::json!({"event": "waiting", "elapsed_ms": started.elapsed().as_millis() as u64});
+                    v["what"] = serde_json::json!(w.what);
+                    v["elapsed_s"] = serde_json::json!(w.elapsed_s);
+                    v["limit_s"] = serde_json::json!(w.limit_s);
+                    v["pending"] = serde_json::json!(w.pending);
+                    println!("{v}");
+                }
+                _ => progress.say(&format!("cluster: {}", w.line())),
+            };
+            let changed = report.changed() > 0;
+            after::run(&p.inventory, &p.engine, &p.gathered, p.connector.as_ref(), changed, &|line: &str| progress.say(line), &waiting).await
         } else {
             after::AfterReport::default()
         };

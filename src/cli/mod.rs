@@ -4,12 +4,11 @@
 //! Exit codes: 0 success (plan: no changes); 1 error or invalid input; 2 (plan) changes
 //! pending. See README.md.
 
-mod after;
 mod apply;
 mod backup;
-mod connect;
 mod facts;
 mod import;
+mod operate;
 mod plan;
 mod progress;
 mod remove_node;

@@ -6,16 +6,15 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 
 use super::Globals;
-use super::connect::{self, SshConnector};
-use crate::engine::{Gathered, saved};
+use crate::engine::saved;
 use crate::graph::Selection;
 use crate::inventory::{self, Inventory};
-use crate::plan::{Plan, Planned, render_json, render_markdown, render_text};
+use crate::ops::session as connect;
+use crate::plan::{Plan, render_json, render_markdown, render_text};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -52,28 +51,7 @@ pub struct SelectArgs {
     pub concurrency: usize,
 }
 
-/// What plan and apply share: a valid inventory, the engine, the facts and the plan.
-pub struct Prepared {
-    /// Read by apply for its after-steps (nodes Ready, smoke test, admin.conf).
-    pub inventory: Inventory,
-    pub engine: crate::engine::Engine,
-    pub connector: Arc<SshConnector>,
-    pub gathered: Gathered,
-    pub planned: Planned,
-}
-
-impl Prepared {
-    /// What apply needs of each host: its connection and facts from the gathering.
-    pub fn host_runtimes(&self) -> Vec<crate::apply::HostRuntime> {
-        (0..self.engine.hosts.len())
-            .map(|h| crate::apply::HostRuntime {
-                name: self.engine.hosts[h].name.clone(),
-                remote: self.gathered.remotes[h].clone(),
-                facts: self.gathered.facts[h].clone().unwrap_or_default(),
-            })
-            .collect()
-    }
-}
+pub use crate::ops::converge::Prepared;
 
 pub fn load_inventory(path: &std::path::Path, g: &Globals) -> Option<Inventory> {
     let loaded = inventory::load(path);
@@ -81,18 +59,13 @@ pub fn load_inventory(path: &std::path::Path, g: &Globals) -> Option<Inventory> 
 }
 
 pub async fn prepare(inv: Inventory, select: &SelectArgs, g: &Globals) -> miette::Result<Prepared> {
-    connect::check_limit(&inv, &select.limit)?;
-    let roles = connect::roles(g.roles.as_deref())?;
-    let selection = Selection { hosts: select.limit.clone(), tags: select.tags.clone() };
-    let engine = connect::engine(&inv, &roles, &selection)?;
-    let connector = Arc::new(SshConnector::new(&inv));
-    let gathered = engine.gather(connector.clone(), select.concurrency).await;
-    let mut planned = engine.plan(&gathered);
-    planned.plan.inputs_sha256 = saved::inputs_digest(&inv.source, &roles);
-    planned.plan.inventory = inv.name.clone();
-    planned.plan.limit = select.limit.clone();
-    planned.plan.tags = select.tags.clone();
-    Ok(Prepared { inventory: inv, engine, connector, gathered, planned })
+    crate::ops::converge::prepare(inv, &select.scope(), g.roles.as_deref()).await
+}
+
+impl SelectArgs {
+    pub fn scope(&self) -> crate::ops::converge::Scope {
+        crate::ops::converge::Scope { limit: self.limit.clone(), tags: self.tags.clone(), concurrency: self.concurrency }
+    }
 }
 
 /// The plan from a facts snapshot: the inventory and roles as for a live plan, the facts
@@ -210,10 +183,4 @@ pub fn exit_code(plan: &Plan) -> ExitCode {
     }
 }
 
-/// Write a file whole or not at all.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(".{}.kprov-tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
+pub use crate::ops::converge::write_atomic;

@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Globals;
-use super::connect;
 use super::plan::load_inventory;
+use crate::ops::session as connect;
 use crate::transport::{ConnectOptions, HostKeyPolicy};
 
 #[derive(Debug, Args)]

@@ -16,10 +16,12 @@ use crate::facts::{FactScript, parse};
 use crate::graph::{HostInfo, Selection, TaskGraph};
 use crate::plan::{HostFactsResult, HostPlan, HostStatus, Planned, Planner};
 use crate::roles::{Renderer, RoleSet};
+use crate::transport::TransportError;
 
-/// Opens the connection to a host. One connection per host, reused for everything.
+/// Opens the connection to a host. One connection per host, reused for everything. A failure
+/// keeps the transport's kind (unreachable, auth, host key, sudo...) and its help.
 pub trait Connector: Send + Sync {
-    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>>;
+    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, TransportError>>;
 }
 
 /// A compiled run: the task graph and what rendering needs, for a fixed inventory and roles.
@@ -78,7 +80,7 @@ impl Engine {
                 let _permit = limit.acquire_owned().await.expect("never closed");
                 let remote = match connector.connect(h).await {
                     Ok(r) => r,
-                    Err(e) => return (h, None, Err(e), true),
+                    Err(e) => return (h, None, Err(e.to_string()), true),
                 };
                 let text = match script.render() {
                     Ok(t) => t,

@@ -40,7 +40,7 @@ impl Remote for LocalShell {
 struct Local;
 
 impl Connector for Local {
-    fn connect(&self, _host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
+    fn connect(&self, _host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, crate::transport::TransportError>> {
         Box::pin(async { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) })
     }
 }
@@ -49,8 +49,18 @@ impl Connector for Local {
 struct HalfDown;
 
 impl Connector for HalfDown {
-    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
-        Box::pin(async move { if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Err("connection refused".into()) } })
+    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, crate::transport::TransportError>> {
+        Box::pin(async move {
+            if host == 0 {
+                Ok(Arc::new(LocalShell) as Arc<dyn Remote>)
+            } else {
+                Err(crate::transport::TransportError::Unreachable {
+                    host: "h1".into(),
+                    addr: "10.0.0.2:22".into(),
+                    message: "connection refused".into(),
+                })
+            }
+        })
     }
 }
 
@@ -72,7 +82,7 @@ impl Remote for Garbage {
 struct HalfGarbage;
 
 impl Connector for HalfGarbage {
-    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
+    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, crate::transport::TransportError>> {
         Box::pin(async move { if host == 0 { Ok(Arc::new(LocalShell) as Arc<dyn Remote>) } else { Ok(Arc::new(Garbage) as Arc<dyn Remote>) } })
     }
 }
@@ -301,7 +311,7 @@ impl Remote for DiesHalfWay {
 struct AllDie;
 
 impl Connector for AllDie {
-    fn connect(&self, _host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
+    fn connect(&self, _host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, crate::transport::TransportError>> {
         Box::pin(async { Ok(Arc::new(DiesHalfWay) as Arc<dyn Remote>) })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum TransportError {
     #[error("{host} (stage: connect): cannot connect to {addr}: {message}")]
     #[diagnostic(code(kprov::ssh::unreachable), help("check that the host is up, the address and port are right, and sshd is running"))]
@@ -59,6 +59,14 @@ pub enum TransportError {
     #[error("{host} (stage: {stage}): {message}")]
     #[diagnostic(code(kprov::ssh::protocol))]
     Protocol { host: String, stage: &'static str, message: String },
+
+    /// The inventory names an environment variable for the sudo password that is not set.
+    #[error("{host} (stage: settings): ssh.become_password_env names {var}, which is not set in the environment")]
+    #[diagnostic(
+        code(kprov::ssh::become_password_env),
+        help("export {var} with the sudo password before running kprov, or drop ssh.become_password_env when sudo needs no password")
+    )]
+    BecomePasswordUnset { host: String, var: String },
 }
 
 impl TransportError {
@@ -72,11 +80,12 @@ impl TransportError {
             | TransportError::RevokedHostKey { host, .. }
             | TransportError::BecomeFailed { host, .. }
             | TransportError::Key { host, .. }
-            | TransportError::Protocol { host, .. } => host,
+            | TransportError::Protocol { host, .. }
+            | TransportError::BecomePasswordUnset { host, .. } => host,
         }
     }
 
-    /// Which stage failed: `connect`, `auth`, `sudo` or `command`.
+    /// Which stage failed: `settings`, `connect`, `auth`, `sudo` or `command`.
     pub fn stage(&self) -> &'static str {
         match self {
             TransportError::Unreachable { .. }
@@ -85,6 +94,7 @@ impl TransportError {
             | TransportError::RevokedHostKey { .. } => "connect",
             TransportError::AuthFailed { .. } | TransportError::Key { .. } => "auth",
             TransportError::BecomeFailed { .. } => "sudo",
+            TransportError::BecomePasswordUnset { .. } => "settings",
             TransportError::Timeout { stage, .. } | TransportError::Protocol { stage, .. } => stage,
         }
     }

@@ -20,6 +20,7 @@
 mod error;
 pub mod known_hosts;
 mod session;
+pub mod ssh;
 pub mod ssh_config;
 
 pub use error::TransportError;

@@ -4,15 +4,22 @@
 //! kubeconfig written to the operator's machine with mode 0600.
 //!
 //! All of it runs on the first control plane through the connection the run already holds, as
-//! root with `/etc/kubernetes/admin.conf`. Nothing here prints the admin kubeconfig.
+//! root with `/etc/kubernetes/admin.conf`, as steps of the batch protocol ([`super::remote`]).
+//! Nothing here prints the admin kubeconfig.
+//!
+//! The wait for Ready nodes says what it awaits and for how long, then every 30 s which nodes
+//! are still not Ready ([`Waiting`]); its timeout names them and what to check.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::cluster::{self, KUBECONFIG, first_line};
+use super::events::{WaitTicker, duration, waiting_line};
+use super::remote::{Step, StepError, run_step};
 use crate::apply::Remote;
 use crate::engine::{Connector, Engine, Gathered};
 use crate::inventory::Inventory;
@@ -24,6 +31,8 @@ const READY_WAIT_CHANGED: Duration = Duration::from_secs(300);
 /// ... and after a run that changed nothing.
 const READY_WAIT_UNCHANGED: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_secs(5);
+/// How often a long wait says it is still waiting.
+const WAIT_REPORT: Duration = Duration::from_secs(30);
 const SMOKE_NAME: &str = "kprov-smoke-test";
 
 /// What the after-steps found, for the summary and `--json`.
@@ -48,8 +57,26 @@ pub fn expected_nodes(engine: &Engine) -> Vec<String> {
     set.into_iter().collect()
 }
 
+/// A wait that is taking a while, for a `waiting` event or a "still waiting" line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// `for 3 nodes to be Ready`.
+    pub what: String,
+    pub elapsed_s: u64,
+    pub limit_s: u64,
+    /// What it still waits for (the nodes not Ready yet).
+    pub pending: Vec<String>,
+}
+
+impl Waiting {
+    /// `still waiting for 3 nodes to be Ready: 30s of up to 5m (not yet: h2, h3)`.
+    pub fn line(&self) -> String {
+        waiting_line(&self.what, self.elapsed_s, self.limit_s, &self.pending)
+    }
+}
+
 /// Run the after-steps. `changed` says whether the apply changed anything; `say` prints a
-/// progress line.
+/// progress line, `waiting` reports a long wait.
 pub async fn run(
     inv: &Inventory,
     engine: &Engine,
@@ -57,6 +84,7 @@ pub async fn run(
     connector: &dyn Connector,
     changed: bool,
     say: &(dyn Fn(&str) + Sync),
+    waiting: &(dyn Fn(&Waiting) + Sync),
 ) -> AfterReport {
     let mut report = AfterReport { nodes_expected: expected_nodes(engine), ..Default::default() };
     let wants_cluster = !report.nodes_expected.is_empty();
@@ -78,18 +106,14 @@ pub async fn run(
 
     if wants_cluster {
         let wait = if changed { READY_WAIT_CHANGED } else { READY_WAIT_UNCHANGED };
-        match wait_ready(remote.as_ref(), &report.nodes_expected, wait).await {
+        let n = report.nodes_expected.len();
+        say(&format!("cluster: waiting for {n} {} to be Ready (up to {})", if n == 1 { "node" } else { "nodes" }, duration(wait.as_secs())));
+        match wait_ready(remote.as_ref(), &report.nodes_expected, wait, WAIT_REPORT, waiting).await {
             Ok(ready) => {
                 say(&format!("cluster: {}/{} nodes Ready", ready.len(), report.nodes_expected.len()));
                 let missing: Vec<&String> = report.nodes_expected.iter().filter(|n| !ready.contains(n)).collect();
                 if !missing.is_empty() {
-                    report.problems.push(format!(
-                        "{} not Ready after {}s: {} (check `kubectl get nodes` and the CNI's pods on {})",
-                        if missing.len() == 1 { "node" } else { "nodes" },
-                        wait.as_secs(),
-                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                        first.name
-                    ));
+                    report.problems.push(not_ready_problem(&missing, wait, &first.name));
                 }
                 report.nodes_ready = ready;
             }
@@ -121,84 +145,63 @@ pub async fn run(
     report
 }
 
-pub(super) const KUBECONFIG: &str = "export KUBECONFIG=/etc/kubernetes/admin.conf\n";
-/// Lists the nodes as JSON between markers; read by [`parse_node_list`].
-pub(super) const NODES_SCRIPT: &str = "echo @@kprov-nodes; kubectl get nodes -o json 2>&1; echo \"@@kprov-nodes-end $?\"\n";
-
-/// What `kubectl get nodes -o json` says of one node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeStatus {
-    pub name: String,
-    pub ready: bool,
-    /// `status.nodeInfo.kubeletVersion`, e.g. v1.34.2.
-    pub kubelet_version: String,
-    /// Cordoned (`spec.unschedulable`).
-    pub unschedulable: bool,
+/// The problem a Ready wait that ran out reports: the nodes, how long, and what to check.
+pub fn not_ready_problem(missing: &[&String], wait: Duration, first: &str) -> String {
+    format!(
+        "{} not Ready after {}s: {} (check `kubectl get nodes` and the CNI's pods on {first}; `kubectl describe node NAME` says why)",
+        if missing.len() == 1 { "node" } else { "nodes" },
+        wait.as_secs(),
+        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+    )
 }
 
-/// Polls `kubectl get nodes -o json` until every expected node is Ready or `wait` is over.
-/// Returns the expected nodes found Ready at the last look.
-async fn wait_ready(remote: &dyn Remote, expected: &[String], wait: Duration) -> Result<Vec<String>, String> {
-    let started = Instant::now();
-    let script = format!("{KUBECONFIG}{NODES_SCRIPT}");
+/// Polls the cluster's nodes until every expected node is Ready or `wait` is over, reporting
+/// the wait every `every` with the nodes still not Ready. Returns the expected nodes found
+/// Ready at the last look.
+async fn wait_ready(
+    remote: &dyn Remote,
+    expected: &[String],
+    wait: Duration,
+    every: Duration,
+    waiting: &(dyn Fn(&Waiting) + Sync),
+) -> Result<Vec<String>, String> {
+    let mut ticker = WaitTicker::new(every);
     let mut last_error;
+    let what = format!("for {} {} to be Ready", expected.len(), if expected.len() == 1 { "node" } else { "nodes" });
+    let mut pending: Vec<String> = expected.to_vec();
     loop {
-        let out = remote.run_script(script.clone()).await?;
-        match parse_nodes(&out) {
-            Ok(ready) => {
-                let ready: Vec<String> = expected.iter().filter(|n| ready.contains(*n)).cloned().collect();
-                if ready.len() == expected.len() || started.elapsed() >= wait {
+        match cluster::read_nodes(remote).await {
+            Ok(nodes) => {
+                let ready = ready_of(&nodes, expected);
+                if ready.len() == expected.len() || ticker.elapsed() >= wait {
                     return Ok(ready);
                 }
+                pending = expected.iter().filter(|n| !ready.contains(n)).cloned().collect();
                 last_error = None;
             }
-            Err(e) => last_error = Some(e),
+            Err(cluster::ReadError::Step(StepError::Transport(e))) => return Err(e),
+            Err(e) => last_error = Some(e.to_string()),
         }
-        if started.elapsed() >= wait {
+        if ticker.elapsed() >= wait {
             return Err(last_error.unwrap_or_else(|| "no answer".into()));
+        }
+        if ticker.due() {
+            waiting(&Waiting { what: what.clone(), elapsed_s: ticker.elapsed().as_secs(), limit_s: wait.as_secs(), pending: pending.clone() });
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-/// The Ready nodes in the output of [`NODES_SCRIPT`].
-pub fn parse_nodes(out: &str) -> Result<BTreeSet<String>, String> {
-    Ok(parse_node_list(out)?.into_iter().filter(|n| n.ready).map(|n| n.name).collect())
-}
-
-/// Every node in the output of [`NODES_SCRIPT`].
-pub fn parse_node_list(out: &str) -> Result<Vec<NodeStatus>, String> {
-    let body = out.split_once("@@kprov-nodes\n").map(|(_, b)| b).ok_or_else(|| first_line(out))?;
-    let (json, status) = body.rsplit_once("@@kprov-nodes-end ").ok_or_else(|| first_line(body))?;
-    if status.trim() != "0" {
-        return Err(format!("kubectl get nodes failed: {}", first_line(json)));
-    }
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("kubectl get nodes -o json printed something else ({e})"))?;
-    let items = v.get("items").and_then(|i| i.as_array()).ok_or("kubectl get nodes -o json has no items")?;
-    Ok(items
-        .iter()
-        .filter_map(|n| {
-            let name = n.pointer("/metadata/name").and_then(|s| s.as_str())?.to_string();
-            let ready = n
-                .pointer("/status/conditions")
-                .and_then(|c| c.as_array())
-                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
-            let kubelet_version = n.pointer("/status/nodeInfo/kubeletVersion").and_then(|s| s.as_str()).unwrap_or_default().to_string();
-            let unschedulable = n.pointer("/spec/unschedulable").and_then(|s| s.as_bool()).unwrap_or(false);
-            Some(NodeStatus { name, ready, kubelet_version, unschedulable })
-        })
-        .collect())
-}
-
-pub(super) fn first_line(s: &str) -> String {
-    s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").chars().take(300).collect()
+/// The expected nodes that are Ready, in the expected order.
+pub fn ready_of(nodes: &[cluster::NodeStatus], expected: &[String]) -> Vec<String> {
+    expected.iter().filter(|e| nodes.iter().any(|n| &n.name == *e && n.ready)).cloned().collect()
 }
 
 /// The guide's smoke test: an nginx deployment with 3 replicas must roll out; it is removed
 /// afterwards whatever happened.
 async fn smoke_test(remote: &dyn Remote) -> Result<(), String> {
     let script = format!(
-        "{KUBECONFIG}kubectl apply -f - >/dev/null <<'EOF' || {{ echo '@@kprov-smoke apply failed'; exit 0; }}
+        "{KUBECONFIG}kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -222,34 +225,33 @@ spec:
           ports:
             - containerPort: 80
 EOF
-out=$(kubectl rollout status deployment/{SMOKE_NAME} -n default --timeout=180s 2>&1); rc=$?
-kubectl delete deployment {SMOKE_NAME} -n default --ignore-not-found >/dev/null 2>&1
-if [ $rc -eq 0 ]; then echo '@@kprov-smoke ok'; else printf '@@kprov-smoke %s\\n' \"$out\"; fi
+rc=0
+kubectl rollout status deployment/{SMOKE_NAME} -n default --timeout=180s || rc=$?
+kubectl delete deployment {SMOKE_NAME} -n default --ignore-not-found >/dev/null 2>&1 || true
+exit $rc
 "
     );
-    let out = remote.run_script(script).await?;
-    match out.split_once("@@kprov-smoke ") {
-        Some((_, rest)) if rest.trim() == "ok" => Ok(()),
-        Some((_, rest)) => Err(first_line(rest)),
-        None => Err(first_line(&out)),
+    match run_step(remote, Step::new("the smoke test", script)).await {
+        Ok(_) => Ok(()),
+        Err(StepError::Failed { output, .. }) => Err(first_line(&output)),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 /// Copies /etc/kubernetes/admin.conf to `path` with mode 0600 (written to a temporary file
 /// beside it, then renamed). Returns false when the file there already had that content.
 async fn fetch_admin_conf(remote: &dyn Remote, path: &Path) -> Result<bool, String> {
-    let out = remote
-        .run_script("if [ -f /etc/kubernetes/admin.conf ]; then echo @@kprov-admin; cat /etc/kubernetes/admin.conf; echo; echo @@kprov-admin-end; else echo @@kprov-admin-missing; fi\n".into())
-        .await?;
-    if out.contains("@@kprov-admin-missing") {
-        return Err("the cluster is not initialised yet (no /etc/kubernetes/admin.conf)".into());
-    }
-    let body = out
-        .split_once("@@kprov-admin\n")
-        .and_then(|(_, b)| b.rsplit_once("\n@@kprov-admin-end"))
-        .map(|(b, _)| b.strip_suffix('\n').unwrap_or(b))
-        .ok_or("unexpected output from the control plane")?;
-    let content = format!("{body}\n");
+    // The batch protocol trims a step's output; a kubeconfig ends with one newline.
+    let step = Step::new(
+        "reading admin.conf",
+        "[ -f /etc/kubernetes/admin.conf ] || { echo 'no /etc/kubernetes/admin.conf'; exit 3; }\ncat /etc/kubernetes/admin.conf\n",
+    );
+    let body = match run_step(remote, step).await {
+        Ok(body) => body,
+        Err(StepError::Failed { status: 3, .. }) => return Err("the cluster is not initialised yet (no /etc/kubernetes/admin.conf)".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let content = format!("{}\n", body.trim_end_matches('\n'));
     write_private(path, content.as_bytes())
 }
 
@@ -288,26 +290,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_nodes_are_read_from_kubectl_json() {
-        let out = "noise\n@@kprov-nodes\n{\"items\":[\
-            {\"metadata\":{\"name\":\"cp1\"},\"status\":{\"conditions\":[{\"type\":\"MemoryPressure\",\"status\":\"False\"},{\"type\":\"Ready\",\"status\":\"True\"}]}},\
-            {\"metadata\":{\"name\":\"w1\"},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}]}},\
-            {\"metadata\":{\"name\":\"w2\"},\"status\":{}}]}\n@@kprov-nodes-end 0\n";
-        let ready = parse_nodes(out).unwrap();
-        assert_eq!(ready.into_iter().collect::<Vec<_>>(), vec!["cp1".to_string()]);
-        let out = "@@kprov-nodes\n{\"items\":[{\"metadata\":{\"name\":\"w1\"},\"spec\":{\"unschedulable\":true},\
-            \"status\":{\"nodeInfo\":{\"kubeletVersion\":\"v1.33.6\"}}}]}\n@@kprov-nodes-end 0\n";
-        let all = parse_node_list(out).unwrap();
-        assert_eq!(all, vec![NodeStatus { name: "w1".into(), ready: false, kubelet_version: "v1.33.6".into(), unschedulable: true }]);
+    fn ready_nodes_are_the_expected_nodes_with_a_ready_condition() {
+        let path = format!("{}/tests/fixtures/cluster/nodes-mid-upgrade.json", env!("CARGO_MANIFEST_DIR"));
+        let nodes = cluster::parse_nodes(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let expected: Vec<String> = ["h3", "h1", "h4", "h9"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(ready_of(&nodes, &expected), vec!["h1".to_string()]);
     }
 
     #[test]
-    fn a_failing_kubectl_is_an_error_with_its_message() {
-        let out = "@@kprov-nodes\nThe connection to the server 10.0.0.1:6443 was refused\n@@kprov-nodes-end 1\n";
-        let e = parse_nodes(out).unwrap_err();
-        assert!(e.contains("connection to the server 10.0.0.1:6443 was refused"), "{e}");
-        assert!(parse_nodes("sudo: a password is required\n").unwrap_err().contains("sudo: a password"));
-        assert!(parse_nodes("@@kprov-nodes\n{not json\n@@kprov-nodes-end 0\n").unwrap_err().contains("something else"));
+    fn a_timeout_names_the_nodes_and_what_to_check() {
+        let (h2, h3) = ("h2".to_string(), "h3".to_string());
+        let p = not_ready_problem(&[&h2, &h3], Duration::from_secs(300), "h1");
+        assert!(p.starts_with("nodes not Ready after 300s: h2, h3 (check `kubectl get nodes`"), "{p}");
+        assert!(p.contains("on h1") && p.contains("kubectl describe node"), "{p}");
+        let w = Waiting { what: "for 3 nodes to be Ready".into(), elapsed_s: 60, limit_s: 300, pending: vec![h3] };
+        assert_eq!(w.line(), "still waiting for 3 nodes to be Ready: 1m of up to 5m (not yet: h3)");
+    }
+
+    /// A control plane whose kubectl (a script on PATH) always lists h1 Ready and h2 NotReady.
+    struct StuckCluster(tempfile::TempDir);
+
+    impl StuckCluster {
+        fn new() -> StuckCluster {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let json = r#"{"items":[{"metadata":{"name":"h1"},"status":{"conditions":[{"type":"Ready","status":"True"}]}},{"metadata":{"name":"h2"},"status":{"conditions":[{"type":"Ready","status":"False"}]}}]}"#;
+            let kubectl = dir.path().join("kubectl");
+            std::fs::write(&kubectl, format!("#!/bin/sh\necho '{json}'\n")).unwrap();
+            std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+            StuckCluster(dir)
+        }
+
+        fn with_path(&self, script: String) -> String {
+            script.replacen("PATH=", &format!("PATH={}:", self.0.path().display()), 1)
+        }
+    }
+
+    impl Remote for StuckCluster {
+        fn run_script(&self, script: String) -> crate::apply::BoxFuture<'_, Result<String, String>> {
+            Box::pin(async move { crate::ops::remote::tests::LocalShell.run_script(self.with_path(script)).await })
+        }
+
+        fn run_script_output(&self, script: String) -> crate::apply::BoxFuture<'_, Result<crate::apply::ScriptOutput, String>> {
+            Box::pin(async move { crate::ops::remote::tests::LocalShell.run_script_output(self.with_path(script)).await })
+        }
+
+        fn reboot(&self, _: Duration) -> crate::apply::BoxFuture<'_, Result<(), String>> {
+            Box::pin(async { Err("no".into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_wait_reports_itself_with_the_nodes_not_ready() {
+        let seen: std::sync::Mutex<Vec<Waiting>> = std::sync::Mutex::new(vec![]);
+        let expected = vec!["h1".to_string(), "h2".to_string()];
+        let remote = StuckCluster::new();
+        let ready = wait_ready(&remote, &expected, Duration::from_secs(7), Duration::from_secs(4), &|w| seen.lock().unwrap().push(w.clone())).await;
+        assert_eq!(ready.unwrap(), vec!["h1".to_string()]);
+        let seen = seen.into_inner().unwrap();
+        assert!(!seen.is_empty(), "no waiting report in 7s");
+        assert_eq!(seen[0].pending, vec!["h2".to_string()]);
+        assert_eq!((seen[0].limit_s, seen[0].what.as_str()), (7, "for 2 nodes to be Ready"));
     }
 
     #[test]

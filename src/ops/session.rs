@@ -1,20 +1,100 @@
-//! From a validated inventory to a ready [`Engine`] and an SSH [`Connector`]: the glue between
-//! the inventory's shape and the engine's plain inputs.
+//! What every operation works with ([`Session`]: the inventory, the SSH connector, the
+//! cancellation flag set by Ctrl-C, the event sink), and the glue from a validated inventory
+//! to the engine's plain inputs: an [`Engine`] for a selection, and each host's
+//! [`ConnectOptions`].
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::apply::{BoxFuture, Remote};
+use crate::engine::Engine;
 use crate::engine::context::{self, ClusterValues, HostValues, MirrorValues};
-use crate::engine::{Connector, Engine};
 use crate::graph::{HostInfo, Selection};
 use crate::inventory::model::{HostKeyPolicy as InvPolicy, Role};
 use crate::inventory::{Host, Inventory};
 use crate::roles::RoleSet;
 use crate::secret::Secret;
-use crate::transport::{self, Become, ConnectOptions, ExecOptions, HostKeyPolicy, Session, TransportError};
+use crate::transport::ssh::SshConnector;
+use crate::transport::{self, Become, ConnectOptions, HostKeyPolicy, TransportError};
+
+use super::Confirmation;
+use super::events::Sink;
+
+/// One operation's world: the inventory, one connection per host (opened on first use, closed
+/// by `drive`), the flag Ctrl-C sets, and where events go.
+pub struct Session {
+    pub inventory: Inventory,
+    pub connector: Arc<SshConnector>,
+    /// Set by the first Ctrl-C: what runs finishes, nothing further starts.
+    pub cancel: Arc<AtomicBool>,
+    pub events: Sink,
+}
+
+impl Session {
+    pub fn new(inventory: Inventory, events: Sink) -> Session {
+        let connector = Arc::new(ssh_connector(&inventory));
+        Session { inventory, connector, cancel: Arc::new(AtomicBool::new(false)), events }
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// The index of the first control plane in the inventory.
+    pub fn first_control_plane(&self) -> usize {
+        let first = &self.inventory.first_control_plane().name;
+        self.inventory.hosts.iter().position(|h| &h.name == first).unwrap_or(0)
+    }
+
+    /// The one Ctrl-C path: the first press sets [`Session::cancel`] (the step that runs
+    /// finishes, nothing further starts); the second exits 130 at once. Call inside the runtime.
+    pub fn watch_ctrl_c(&self) {
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nInterrupted: the steps running now finish, nothing further starts (Ctrl-C again to abort).");
+                cancel.store(true, Ordering::SeqCst);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+}
+
+/// The one confirmation path: asks for `c.expected` to be typed on the terminal, and refuses
+/// when standard input is not one.
+pub fn confirm(c: &Confirmation) -> miette::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(miette::miette!(
+            code = "kprov::confirm::no_terminal",
+            help = "pass --yes to confirm without a terminal (in scripts and CI)",
+            "refusing to {} without --yes: standard input is not a terminal, so nobody can confirm; nothing was done",
+            c.action
+        ));
+    }
+    eprintln!("{}", c.what);
+    eprint!("Type {} ({}) to confirm: ", c.expected_is, c.expected);
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| miette::miette!("cannot read the confirmation: {e}"))?;
+    if line.trim() != c.expected {
+        return Err(miette::miette!(
+            code = "kprov::confirm::mismatch",
+            "aborted: you typed {:?}, not {:?}; nothing was done",
+            line.trim(),
+            c.expected
+        ));
+    }
+    Ok(())
+}
+
+/// The SSH connector for every host of `inv` (by inventory index).
+pub fn ssh_connector(inv: &Inventory) -> SshConnector {
+    SshConnector::new(inv.hosts.iter().map(connect_options).collect())
+}
 
 /// Build the engine for `inv`.
 pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette::Result<Engine> {
@@ -97,7 +177,7 @@ pub fn engine(inv: &Inventory, roles: &RoleSet, selection: &Selection) -> miette
 
 /// SSH connection settings for `host`, with ~/.ssh/config filling what the inventory leaves
 /// unset.
-pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
+pub fn connect_options(host: &Host) -> Result<ConnectOptions, TransportError> {
     let s = &host.ssh;
     let mut address = host.address.clone();
     let mut user = s.user.clone();
@@ -155,8 +235,7 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
     }
     let password = match &s.become_password_env {
         Some(var) => {
-            let pw =
-                Secret::new(std::env::var(var).map_err(|_| format!("ssh.become_password_env names {var}, which is not set in the environment"))?);
+            let pw = Secret::new(std::env::var(var).map_err(|_| TransportError::BecomePasswordUnset { host: host.name.clone(), var: var.clone() })?);
             // Taken out of every output from here on, whatever prints it.
             crate::secret::remember(&pw);
             Some(pw)
@@ -181,132 +260,6 @@ pub fn connect_options(host: &Host) -> Result<ConnectOptions, String> {
     o.jump = jump;
     o.become_ = s.become_.then(|| Become { user: "root".into(), password });
     Ok(o)
-}
-
-/// Connects over SSH with a few retries for connection set-up only (never for commands):
-/// a host that is still booting or dropped one packet gets another chance.
-pub struct SshConnector {
-    pub options: Vec<Result<ConnectOptions, String>>,
-    pub retries: u32,
-    /// Every session opened, so the run can close them at the end.
-    pub opened: Mutex<Vec<Session>>,
-}
-
-impl SshConnector {
-    pub fn new(inv: &Inventory) -> SshConnector {
-        SshConnector { options: inv.hosts.iter().map(connect_options).collect(), retries: 2, opened: Mutex::new(vec![]) }
-    }
-
-    pub async fn close_all(&self) {
-        let sessions: Vec<Session> = std::mem::take(&mut *self.opened.lock().unwrap_or_else(|p| p.into_inner()));
-        for s in sessions {
-            s.close().await;
-        }
-    }
-}
-
-pub async fn connect_with_retries(o: &ConnectOptions, retries: u32) -> Result<Session, TransportError> {
-    let mut attempt = 0;
-    loop {
-        match Session::connect(o).await {
-            Ok(s) => return Ok(s),
-            Err(e) if e.is_transient() && attempt < retries => {
-                attempt += 1;
-                let backoff = Duration::from_millis(500 * 2u64.pow(attempt));
-                tracing::info!("{e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-impl Connector for SshConnector {
-    fn connect(&self, host: usize) -> BoxFuture<'_, Result<Arc<dyn Remote>, String>> {
-        Box::pin(async move {
-            let o = self.options[host].clone()?;
-            let session = connect_with_retries(&o, self.retries).await.map_err(|e| e.to_string())?;
-            self.opened.lock().unwrap_or_else(|p| p.into_inner()).push(session.clone());
-            Ok(Arc::new(SshRemote { session: tokio::sync::Mutex::new(session), options: o }) as Arc<dyn Remote>)
-        })
-    }
-}
-
-/// [`Remote`] over an SSH session: scripts run as `sh -s` through become.
-pub struct SshRemote {
-    session: tokio::sync::Mutex<Session>,
-    options: ConnectOptions,
-}
-
-impl Remote for SshRemote {
-    fn run_script(&self, script: String) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(async move {
-            let out = self.run_script_output(script).await?;
-            let mut text = out.stdout;
-            if out.status.as_deref() != Some("exit status 0") {
-                // The batch script itself exits 0; anything else is the shell or sudo failing.
-                text.push_str(&format!("\n{}", crate::secret::redact(&out.stderr, [])));
-            }
-            Ok(text)
-        })
-    }
-
-    fn run_script_output(&self, script: String) -> BoxFuture<'_, Result<crate::apply::ScriptOutput, String>> {
-        Box::pin(async move {
-            let session = self.session.lock().await.clone();
-            let out = session
-                .exec("sh -s", ExecOptions { become_: true, stdin: Some(script.into_bytes()), timeout: None })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(crate::apply::ScriptOutput { status: Some(transport::exit_text(&out)), stdout: out.stdout_text(), stderr: out.stderr_text() })
-        })
-    }
-
-    fn reboot(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let host = self.options.host.clone();
-            let session = self.session.lock().await.clone();
-            // The kernel's boot id, and when PID 1 started: either changes when the host restarted
-            // (the second also for a system container, whose kernel keeps running).
-            let boot_id = |s: Session| async move {
-                s.exec(
-                    "echo \"$(cat /proc/sys/kernel/random/boot_id) $(cut -d' ' -f22 /proc/1/stat)\"",
-                    ExecOptions { timeout: Some(Duration::from_secs(20)), ..Default::default() },
-                )
-                .await
-                .map(|o| o.stdout_text().trim().to_string())
-            };
-            let before = boot_id(session.clone()).await.map_err(|e| e.to_string())?;
-            // Detached, so the command returns before the connection drops.
-            let _ = session
-                .exec(
-                    "nohup sh -c 'sleep 1; systemctl reboot' >/dev/null 2>&1 &",
-                    ExecOptions { become_: true, timeout: Some(Duration::from_secs(20)), ..Default::default() },
-                )
-                .await;
-            session.close().await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let mut last = "none (the host answered, with the boot from before the reboot)".to_string();
-            while started.elapsed() < timeout {
-                match Session::connect(&self.options).await {
-                    Ok(s) => {
-                        if let Ok(now) = boot_id(s.clone()).await
-                            && !now.is_empty()
-                            && now != before
-                        {
-                            *self.session.lock().await = s;
-                            return Ok(());
-                        }
-                        s.close().await;
-                    }
-                    Err(e) => last = e.to_string(),
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(format!("{host} did not come back within {} after the reboot; last connection error: {last}", crate::wait::human(timeout)))
-        })
-    }
 }
 
 /// Hosts by name, for `--limit` validation.
