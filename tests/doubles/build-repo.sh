@@ -3,7 +3,8 @@
 # for pkgs.k8s.io and download.docker.com in the end-to-end tests, and prints its directory.
 #
 #   core:/stable:/v1.34/deb/  and  v1.33   flat repos: kubeadm, kubelet, kubectl (test doubles)
-#   linux/debian/dists/bookworm/stable/    containerd.io = Debian's real containerd + runc
+#   linux/debian/dists/bookworm/stable/    containerd.io = Debian's real containerd + runc,
+#                                           kprov-fault-slow (preinst sleeps 12 s; tests/faults.rs)
 #   linux/debian/dists/trixie/stable/      the same packages, for the Raspberry Pi OS trixie flavour
 #   linux/ubuntu/dists/noble/stable/       the same packages, for the Ubuntu flavour
 #   manifests/                              small CNI manifests with the real DaemonSet names,
@@ -141,8 +142,34 @@ for minor in 1.34:1.34.2 1.33:1.33.6; do
   cp "$work/key.asc" "$dir/Release.key"
 done
 
+# --- kprov-fault-slow: a package whose install has a window a fault can land in (tests/faults.rs):
+# its preinst prints a marker and sleeps 12 s (the tests watch the node's process list for it),
+# and it ships 2 MiB, so dpkg's unpack takes a moment too.
+build_fault_slow() { # arch dest
+  local arch=$1 dest=$2 d="$work/kprov-fault-slow-$arch"
+  mkdir -p "$d/DEBIAN" "$d/usr/share/kprov-fault-slow"
+  head -c 2097152 /dev/zero | tr '\0' 'k' > "$d/usr/share/kprov-fault-slow/payload"
+  cat > "$d/DEBIAN/control" <<CTL
+Package: kprov-fault-slow
+Version: 1.0-1
+Architecture: $arch
+Maintainer: kprov tests <repo@kprov.invalid>
+Section: admin
+Priority: optional
+Description: a slow package for kprov's fault tests (its preinst sleeps 12 s)
+CTL
+  cat > "$d/DEBIAN/preinst" <<'SH'
+#!/bin/sh
+set -e
+echo "kprov-fault-slow preinst $1"
+sleep 12
+SH
+  chmod 0755 "$d/DEBIAN/preinst"
+  dpkg-deb --root-owner-group -Zgzip -b "$d" "$dest/kprov-fault-slow_1.0-1_$arch.deb" >/dev/null
+}
+
 mkdir -p "$work/ci"
-for arch in amd64 arm64; do build_containerd_io "$arch" "$work/ci"; done
+for arch in amd64 arm64; do build_containerd_io "$arch" "$work/ci"; build_fault_slow "$arch" "$work/ci"; done
 for distro in debian:bookworm debian:trixie ubuntu:noble; do
   name=${distro%%:*}; suite=${distro##*:}
   base="$out/linux/$name"
