@@ -113,6 +113,12 @@ fn layered<'a>(configs: &'a [ConfigFile], dirs: &[&str], name: &str) -> Vec<&'a 
 
 /// `(section, key, value)` of each setting line, comments dropped.
 fn settings(file: &ConfigFile) -> Vec<(String, String, String)> {
+    settings_with(file, true)
+}
+
+/// [`settings`], with section names trimmed inside the brackets or, as libsystemd's parser
+/// reads them, taken as written (`[ Main ]` is the section " Main ").
+fn settings_with(file: &ConfigFile, trim_sections: bool) -> Vec<(String, String, String)> {
     let mut section = String::new();
     let mut out = vec![];
     for raw in &file.lines {
@@ -121,7 +127,7 @@ fn settings(file: &ConfigFile) -> Vec<(String, String, String)> {
             continue;
         }
         if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = s.trim().to_string();
+            section = if trim_sections { s.trim() } else { s }.to_string();
         } else if let Some((k, v)) = line.split_once('=') {
             out.push((section.clone(), k.trim().to_string(), v.trim().to_string()));
         }
@@ -135,7 +141,7 @@ fn settings(file: &ConfigFile) -> Vec<(String, String, String)> {
 fn rpi_swap_mechanism(files: &[&ConfigFile]) -> (String, Option<String>) {
     let mut mechanism: Option<(String, String)> = None;
     for f in files {
-        for (section, key, value) in settings(f) {
+        for (section, key, value) in settings_with(f, false) {
             if section == "Main" && key == "Mechanism" {
                 mechanism = Some((value, f.path.clone()));
             }
@@ -146,6 +152,17 @@ fn rpi_swap_mechanism(files: &[&ConfigFile]) -> (String, Option<String>) {
         Some((_, from)) => ("zram+file".into(), Some(from)),
         None => ("zram+file".into(), None),
     }
+}
+
+/// The first line of rpi-swap's configuration that libsystemd's parser refuses (a section
+/// header without its closing bracket), with its file. rpi-swap's generator reads its keys with
+/// rpi-systemd-config, i.e. that parser over the main file and every drop-in at once: one such
+/// line fails the whole parse, no value comes back, and the generator uses its defaults
+/// (auto: zram+file swap) whatever any file says, kprov's drop-in included.
+fn rpi_swap_parse_error(files: &[&ConfigFile]) -> Option<(String, String)> {
+    files
+        .iter()
+        .find_map(|f| f.lines.iter().map(|l| l.trim()).find(|l| l.starts_with('[') && !l.ends_with(']')).map(|l| (f.path.clone(), l.to_string())))
 }
 
 /// zram-generator's configured devices over `files`: every `[zramN]` section, unless its last
@@ -204,6 +221,11 @@ impl SwapOff {
         let rpi_files = layered(&swap.configs, &RPI_SWAP_DIRS, "swap.conf");
         let from_rpi_swap = |source: &str| source.ends_with("/rpi/swap.conf") || source.contains("/rpi/swap.conf.d/");
         if generator_present(swap, "rpi-swap-generator") {
+            if let Some((file, line)) = rpi_swap_parse_error(&rpi_files) {
+                return Err(CheckError::Unsupported(format!(
+                    "rpi-swap: {file} has the line {line:?}, a section header systemd's configuration parser refuses; rpi-swap's generator then ignores its whole configuration (kprov's {RPI_SWAP_DROP_IN} included) and makes zram+file swap at every boot: fix or remove that line"
+                )));
+            }
             let (mechanism, from) = rpi_swap_mechanism(&rpi_files);
             if mechanism != "none" {
                 // Our own drop-in is there and still loses: a drop-in sorted after it wins.
@@ -379,6 +401,20 @@ mod tests {
         let other_section = [conf("/etc/rpi/swap.conf", &["[File]", "Mechanism=none"])];
         let files: Vec<&ConfigFile> = other_section.iter().collect();
         assert_eq!(rpi_swap_mechanism(&files).0, "zram+file", "Mechanism belongs to [Main]");
+        let spaced = [conf("/etc/rpi/swap.conf", &["[ Main ]", "Mechanism=none"])];
+        let files: Vec<&ConfigFile> = spaced.iter().collect();
+        assert_eq!(rpi_swap_mechanism(&files).0, "zram+file", "libsystemd reads \"[ Main ]\" as the section \" Main \"");
+    }
+
+    #[test]
+    fn rpi_swap_one_malformed_header_voids_every_file() {
+        let configs =
+            vec![conf("/etc/rpi/swap.conf.d/10-mine.conf", &["[Main", "Mechanism=swapfile"]), conf(RPI_SWAP_DROP_IN, &["[Main]", "Mechanism=none"])];
+        let files = layered(&configs, &RPI_SWAP_DIRS, "swap.conf");
+        assert_eq!(rpi_swap_parse_error(&files), Some(("/etc/rpi/swap.conf.d/10-mine.conf".into(), "[Main".into())));
+        let fine = [conf("/etc/rpi/swap.conf", &["[Main]", "Mechanism=none", "[File]", "Path=/var/[swap]"])];
+        let files: Vec<&ConfigFile> = fine.iter().collect();
+        assert_eq!(rpi_swap_parse_error(&files), None);
     }
 
     #[test]
