@@ -308,9 +308,9 @@ pub async fn apply(
                     let t0 = Instant::now();
                     let result = match &job.reboot {
                         Some((timeout, verify)) => match reboot_watched(remote.as_ref(), &name, *timeout, &wait_tx).await {
-                            Ok(()) => verify_after_reboot(remote.as_ref(), verify)
-                                .await
-                                .map(|()| (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default(), vec![])),
+                            Ok(()) => verify_after_reboot(remote.as_ref(), verify).await.map(|()| {
+                                (vec![StepResult { exit_status: 0, output: String::new(), capture: None }], ScriptOutput::default(), vec![])
+                            }),
                             Err(e) => Err(e),
                         },
                         // Steps' output is on stdout (2>&1 each); the batch's own standard error
