@@ -142,7 +142,11 @@ umask 022\n"
         }
         s.push_str(&format!("KPROV_STEPS_{n}\n"));
         s.push_str(&format!(
-            "KPROV_STATE=\"$kst\" KPROV_BATCH=\"$d\" setsid -w sh \"$d/steps.sh\" > \"$d/log\" 2>&1 < /dev/null &\n\
+            // The log exists before the runner and tail start: the background job opens its
+            // redirection only once it is scheduled, and a tail that finds no file gives up, so
+            // the controller would see none of the steps (seen under load in cluster_e2e).
+            ": > \"$d/log\"\n\
+KPROV_STATE=\"$kst\" KPROV_BATCH=\"$d\" setsid -w sh \"$d/steps.sh\" >> \"$d/log\" 2>&1 < /dev/null &\n\
 kr=$!\n\
 tail -s 0.1 -n +1 -f --pid=\"$kr\" \"$d/log\" &\n\
 kt=$!\n\
@@ -403,6 +407,19 @@ mod tests {
         assert!(r[0].output.contains("host h1, pid 42, started 2026-01-01T00:00:00Z, batch abc, controller ctl pid 7"), "{}", r[0].output);
         // A forged line with another nonce is step output, not a holder.
         assert_eq!(b.busy("@@kprov-batch-0000 busy x"), None);
+    }
+
+    #[test]
+    fn the_log_exists_before_the_runner_and_its_tail_start() {
+        // The runner's redirection is opened by a background job whenever it is scheduled; a
+        // tail started first finds no file and gives up, and the controller sees no step (a
+        // join failed so under load). The launcher creates the log itself, first.
+        let script = Batch::new(vec![BatchStep { script: "true\n".into() }]).script();
+        let launcher = &script[script.rfind("KPROV_STEPS_").expect("steps end")..];
+        let line = |needle: &str| launcher.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in {launcher}"));
+        assert!(line(": > \"$d/log\"") < line("setsid -w"), "{launcher}");
+        assert!(launcher.contains(">> \"$d/log\""), "the runner appends to the log it was given: {launcher}");
+        assert!(line("setsid -w") < line("tail -s"), "{launcher}");
     }
 
     #[test]
