@@ -165,10 +165,14 @@ fn plans_from_recorded_facts_without_ssh_and_refuses_them_once_stale() {
     for step in ["kernel/sysctl", "containerd/package", "kubernetes-packages/packages", "worker-join/kubeadm-join"] {
         assert!(out.contains(&format!(" {step}: ")), "{step}: {out}");
     }
-    // Only the new host changes, and the first control plane reads a join command for it.
-    let h1: Vec<&str> = out.split("\nh1 (").nth(1).unwrap_or_default().lines().skip(1).take_while(|l| !l.is_empty()).collect();
-    assert_eq!(h1.len(), 1, "{out}");
+    // Only the new host changes; the first control plane reads a join command for it and, as
+    // the node-labels check now names h4 too (a guard the snapshot could not record), plans the
+    // labels and taints step.
+    let h1: Vec<&str> =
+        out.split("\nh1 (").nth(1).unwrap_or_default().lines().skip(1).take_while(|l| !l.is_empty()).filter(|l| !l.starts_with("    ")).collect();
+    assert_eq!(h1.len(), 2, "{out}");
     assert!(h1[0].contains("join-command/join-command: read join command"), "{out}");
+    assert!(h1[1].contains("node-labels/node-labels:"), "{out}");
     assert!(out.contains("\nh4 (192.0.2.44)\n") && !out.contains("\nh2 (") && !out.contains("\nh3 ("), "{out}");
 
     // sshd back: the saved plan applies while nothing changed...
